@@ -1,0 +1,1 @@
+"""The `newsletter` command line: Typer commands that load settings and call services."""

@@ -1,0 +1,78 @@
+"""What every command shares: --config, --json, settings loading and exit statuses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+import typer
+from rich.console import Console
+
+from newsletter.config import Settings, load_settings
+from newsletter.context import AppContext, open_context
+from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound
+from newsletter.logs import configure_logging
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        help="TOML configuration file (default: $NEWSLETTER_CONFIG, else ./newsletter.toml).",
+        show_default=False,
+    ),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only, on stdout.")]
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
+    """Print one line on stderr and exit."""
+    errors.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def load(config: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
+    try:
+        settings = load_settings(config, overrides=overrides)
+    except ConfigError as exc:
+        fail(str(exc))
+    configure_logging(settings.logging)
+    return settings
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, turning expected errors into one line and exit 2."""
+    try:
+        return asyncio.run(coroutine)
+    except (ConfigError, DatabaseUnavailable, InvalidInput, NotFound) as exc:
+        message = str(exc)
+        if isinstance(exc, NotFound):
+            message = f"not found: {message}"
+        fail(message)
+
+
+def with_context(
+    settings: Settings, work: Callable[[AppContext], Awaitable[T]], *, migrate: bool = True
+) -> T:
+    async def main() -> T:
+        async with open_context(settings, migrate=migrate) as context:
+            return await work(context)
+
+    return run(main())
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str, ensure_ascii=False) + "\n")

@@ -1,0 +1,30 @@
+"""The running service's shared parts: settings and database, opened once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from newsletter.config import Settings
+from newsletter.database import Database, open_database
+from newsletter.database.migrate import upgrade
+
+
+@dataclass(frozen=True)
+class AppContext:
+    settings: Settings
+    db: Database
+
+
+@asynccontextmanager
+async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIterator[AppContext]:
+    """Open the database (raising DatabaseUnavailable), bring its schema up to date."""
+    db = open_database(settings.database)
+    try:
+        await db.ping()
+        if migrate:
+            await upgrade(db)
+        yield AppContext(settings, db)
+    finally:
+        await db.dispose()

@@ -1,0 +1,110 @@
+"""Async engine and session factories for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from newsletter.config import DatabaseConfig
+from newsletter.errors import DatabaseUnavailable
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+# Execution option for SQLite connections that only read: they start a deferred
+# transaction and so never wait for (or hold) the write lock.
+READ_ONLY = {"sqlite_read_only": True}
+
+
+def async_url(url: str) -> str:
+    """The driver URL used at run time: aiosqlite for SQLite, psycopg 3 for PostgreSQL."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.set(drivername="sqlite+aiosqlite").render_as_string(hide_password=False)
+    return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+
+
+def sqlite_path(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+@dataclass(frozen=True)
+class Database:
+    engine: AsyncEngine
+    session: async_sessionmaker[AsyncSession]
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.dialect == "sqlite"
+
+    async def ping(self) -> None:
+        """Raise DatabaseUnavailable unless a trivial query succeeds."""
+        try:
+            async with self.engine.connect() as conn:
+                conn = await conn.execution_options(**READ_ONLY)
+                await conn.execute(text("SELECT 1"))
+        except (OperationalError, DBAPIError, OSError) as exc:
+            raise DatabaseUnavailable(describe_connection_error(self.engine, exc)) from None
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def describe_connection_error(engine: AsyncEngine, exc: BaseException) -> str:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    where = engine.url.render_as_string(hide_password=True)
+    return f"database unreachable: {where}: {reason[0] if reason else type(exc).__name__}"
+
+
+def open_database(config: DatabaseConfig) -> Database:
+    url = async_url(config.url)
+    path = sqlite_path(config.url)
+    options: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": True}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        options.update(pool_size=config.pool_size, max_overflow=config.pool_size * 2)
+    engine = create_async_engine(url, **options)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's begin event emit BEGIN itself (pysqlite's own is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in (
+            "journal_mode=WAL",
+            "foreign_keys=ON",
+            "synchronous=NORMAL",
+            f"busy_timeout={SQLITE_BUSY_TIMEOUT_MS}",
+        ):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # A writer takes the lock up front, so it waits for busy_timeout instead of
+        # failing with "database is locked" when upgrading a read lock mid-transaction.
+        read_only = conn.get_execution_options().get("sqlite_read_only", False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

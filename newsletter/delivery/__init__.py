@@ -1,0 +1,1 @@
+"""Delivery: the ledger, the SMTP pool, the worker loop, failure classification."""

@@ -1,0 +1,117 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from newsletter.config import ConfigError, load_settings, mask_secrets
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "newsletter.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(None)
+    assert settings.source is None
+    assert settings.site.name == "London Daily"
+    assert settings.database.url == "sqlite:///var/newsletter.db"
+    assert settings.smtp.port == 1025
+    assert [n.id for n in settings.newsletters] == ["daily"]
+
+
+def test_file_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[smtp]\nport = 2500\nhost = "mail.example"\n')
+    monkeypatch.setenv("NEWSLETTER_SMTP__PORT", "2525")
+    settings = load_settings(path)
+    assert settings.smtp.port == 2525
+    assert settings.smtp.host == "mail.example"
+    assert settings.source == path
+
+
+def test_config_file_from_environment_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path, '[site]\nname = "Other Daily"\n')
+    monkeypatch.setenv("NEWSLETTER_CONFIG", str(path))
+    assert load_settings(None).site.name == "Other Daily"
+
+
+def test_newsletter_toml_in_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, "[server]\nport = 9000\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(None).server.port == 9000
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("[smtp]\nprot = 1\n", "smtp.prot"),
+        ("[bogus]\nx = 1\n", "bogus"),
+        ('[smtp]\nport = "abc"\n', "smtp.port"),
+        ('[smtp]\nsecurity = "ssl3"\n', "smtp.security"),
+        (
+            '[[newsletters]]\nid = "d"\nname = "D"\nschedule = "61 7 * * *"\n',
+            "newsletters[0].schedule",
+        ),
+        (
+            '[[newsletters]]\nid = "d"\nname = "D"\ntimezone = "Mars/Base"\n',
+            "newsletters[0].timezone",
+        ),
+        ('[site]\nbase_url = "not a url"\n', "site.base_url"),
+        ('[[feeds]]\nurl = "ftp://x.example/feed"\n', "feeds[0].url"),
+        ('[smtp]\nfrom_address = "not-an-address"\n', "smtp.from_address"),
+        ('[site]\nbase_url = "https://news.example.com"\n', "security.secret_key"),
+        ('[database]\nurl = "mysql://x/y"\n', "database.url"),
+        ("[smtp\n", "not valid TOML"),
+    ],
+)
+def test_bad_values_name_the_key_and_file(tmp_path: Path, text: str, expected: str) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    message = str(caught.value)
+    assert expected in message
+    assert str(path) in message
+    assert "\n" not in message
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMTP__CONCURRENCY", "many")
+    with pytest.raises(ConfigError, match="NEWSLETTER_SMTP__CONCURRENCY"):
+        load_settings(write(tmp_path, ""))
+
+
+def test_unknown_environment_section(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NEWSLETTER_SMPT__PORT", "25")
+    with pytest.raises(ConfigError, match="NEWSLETTER_SMPT__PORT"):
+        load_settings(write(tmp_path, ""))
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "absent.toml")
+
+
+def test_secrets_are_masked(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[smtp]\npassword = "hunter2"\n[security]\nsecret_key = "s3cret-s3cret-s3cret"\n'
+        'admin_token = "t0ken-t0ken-t0ken"\n[database]\nurl = "postgresql+psycopg://u:pw@db/x"\n',
+    )
+    dumped = str(mask_secrets(load_settings(path)))
+    for secret in ("hunter2", "s3cret-s3cret-s3cret", "t0ken-t0ken-t0ken", ":pw@"):
+        assert secret not in dumped
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = Path(__file__).parents[1] / "config.example.toml"
+    settings = load_settings(example)
+    text = example.read_text()
+    for section, model in settings:
+        if isinstance(model, list):
+            continue
+        for key, info in type(model).model_fields.items():
+            name = info.alias or key
+            assert f"{name} =" in text or f"# {name} =" in text, f"{section}.{name} undocumented"
