@@ -1,0 +1,74 @@
+"""Which articles an edition carries, for a newsletter and a reader's sections."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from newsletter.config import NewsletterConfig
+from newsletter.database.models import Article, Edition
+
+
+def canonical_sections(sections: Sequence[str]) -> str:
+    """The stored form of a choice of sections: a sorted JSON list, "[]" for all."""
+    return json.dumps(sorted(set(sections)), ensure_ascii=False)
+
+
+def parse_sections(stored: str | None) -> list[str]:
+    if not stored:
+        return []
+    value = json.loads(stored)
+    return [str(s) for s in value] if isinstance(value, list) else []
+
+
+def effective_sections(newsletter: NewsletterConfig, chosen: Sequence[str]) -> list[str]:
+    """A reader's own choice if any, else the newsletter's sections; [] means every section."""
+    return sorted(set(chosen)) if chosen else sorted(set(newsletter.sections))
+
+
+async def window_start(
+    session: AsyncSession, newsletter: NewsletterConfig, now: datetime, *, before_edition: int | None = None
+) -> datetime:
+    """Articles published after the previous edition's cut-off; the first edition looks back
+    `lookback_hours`. An edition never reaches further back than `lookback_hours` either, so a
+    newsletter resumed after a long pause does not send a month of news at once."""
+    query = select(Edition.cutoff_at).where(Edition.newsletter_id == newsletter.id)
+    if before_edition is not None:
+        query = query.where(Edition.id < before_edition)
+    previous = await session.scalar(query.order_by(Edition.cutoff_at.desc()).limit(1))
+    earliest = now - timedelta(hours=newsletter.lookback_hours)
+    return max(previous, earliest) if previous is not None else earliest
+
+
+async def select_articles(
+    session: AsyncSession,
+    newsletter: NewsletterConfig,
+    *,
+    since: datetime,
+    until: datetime,
+    sections: Sequence[str] = (),
+) -> list[Article]:
+    """Newest first, at most `max_articles`, lead story first (the newest with an image,
+    else the newest)."""
+    query = (
+        select(Article)
+        .where(Article.published_at > since, Article.published_at <= until)
+        .order_by(Article.published_at.desc(), Article.id.desc())
+        .limit(newsletter.max_articles)
+    )
+    wanted = effective_sections(newsletter, sections)
+    if wanted:
+        query = query.where(Article.section.in_(wanted))
+    articles = list((await session.scalars(query)).all())
+    return lead_first(articles)
+
+
+def lead_first(articles: list[Article]) -> list[Article]:
+    for index, article in enumerate(articles):
+        if article.image_url:
+            return [article, *articles[:index], *articles[index + 1 :]]
+    return articles
