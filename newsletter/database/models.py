@@ -112,7 +112,8 @@ class Subscriber(Base):
     source: Mapped[str] = mapped_column(String(20), default="web")
     hard_bounces: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Bumped by every change of status or subscriptions: workers re-check recipients by it.
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -192,7 +193,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("edition_id", "subscriber_id"),
         Index("ix_deliveries_claim", "status", "next_attempt_at"),
-        Index("ix_deliveries_edition_status", "edition_id", "status"),
+        Index("ix_deliveries_edition_status", "edition_id", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

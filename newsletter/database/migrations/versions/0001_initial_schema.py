@@ -114,6 +114,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_subscribers_status"), ["status"], unique=False)
+        batch_op.create_index(batch_op.f("ix_subscribers_updated_at"), ["updated_at"], unique=False)
 
     op.create_table(
         "suppressions",
@@ -230,7 +231,9 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index("ix_deliveries_claim", ["status", "next_attempt_at"], unique=False)
-        batch_op.create_index("ix_deliveries_edition_status", ["edition_id", "status"], unique=False)
+        batch_op.create_index(
+            "ix_deliveries_edition_status", ["edition_id", "status", "next_attempt_at"], unique=False
+        )
         batch_op.create_index(batch_op.f("ix_deliveries_subscriber_id"), ["subscriber_id"], unique=False)
 
 
@@ -253,6 +256,7 @@ def downgrade() -> None:
     op.drop_table("edition_variants")
     op.drop_table("suppressions")
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_subscribers_updated_at"))
         batch_op.drop_index(batch_op.f("ix_subscribers_status"))
 
     op.drop_table("subscribers")
