@@ -103,7 +103,9 @@ async def claim_deliveries(
         )
     )
     items = [
-        WorkItem("delivery", row.id, row.subscriber_id, row.attempts, edition_id, row.variant_id, newsletter_id)
+        WorkItem(
+            "delivery", row.id, row.subscriber_id, row.attempts, edition_id, row.variant_id, newsletter_id
+        )
         for row in claimed
     ]
     await _attach_recipients(conn, items, newsletter_id)
@@ -353,7 +355,9 @@ async def lease_owners(conn: AsyncConnection) -> list[str]:
     owners: set[str] = set()
     for table in (DELIVERIES, MESSAGES):
         rows = await conn.execute(
-            select(table.c.lease_owner).where(table.c.status == "sending", table.c.lease_owner.is_not(None)).distinct()
+            select(table.c.lease_owner)
+            .where(table.c.status == "sending", table.c.lease_owner.is_not(None))
+            .distinct()
         )
         owners.update(str(owner) for owner in rows.scalars())
     return sorted(owners)
@@ -399,7 +403,9 @@ async def pause_if_failing(
     """
     edition = (
         await conn.execute(
-            select(EDITIONS.c.status, EDITIONS.c.auto_pause, EDITIONS.c.total).where(EDITIONS.c.id == edition_id)
+            select(EDITIONS.c.status, EDITIONS.c.auto_pause, EDITIONS.c.total).where(
+                EDITIONS.c.id == edition_id
+            )
         )
     ).one_or_none()
     if edition is None or edition.status != "sending" or not edition.auto_pause:

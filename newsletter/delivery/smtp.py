@@ -73,11 +73,20 @@ class SmtpSession:
         )
         try:
             await client.connect()
-        except (aiosmtplib.SMTPException, OSError, ssl.SSLError, asyncio.TimeoutError) as exc:
+            if client.is_ehlo_or_helo_needed:
+                await self._greet(client)
+        except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
             raise SmtpUnavailable(_describe(exc)) from None
         self._client = client
         self.sent_on_connection = 0
+
+    @staticmethod
+    async def _greet(client: aiosmtplib.SMTP) -> None:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
 
     @property
     def supports_smtputf8(self) -> bool:
@@ -94,7 +103,7 @@ class SmtpSession:
         try:
             async with asyncio.timeout(timeout * 2):
                 reply = await self._transaction(protocol, recipient, data, smtputf8, timeout)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             self.abort()
             raise SmtpConnectionLost(_describe(exc)) from None
         if reply.code == 421:
@@ -106,7 +115,12 @@ class SmtpSession:
         return reply
 
     async def _transaction(
-        self, protocol: SMTPProtocol, recipient: str, data: bytes, smtputf8: bool, timeout: float
+        self,
+        protocol: SMTPProtocol,
+        recipient: str,
+        data: bytes,
+        smtputf8: bool,
+        timeout: float,  # noqa: ASYNC109
     ) -> SmtpReply:
         mail_from = b"FROM:<" + self._sender + b">" + (b" SMTPUTF8" if smtputf8 else b"")
         reply = await protocol.execute_command(b"MAIL", mail_from, timeout=timeout)
@@ -126,7 +140,7 @@ class SmtpSession:
     async def _reset(self, protocol: SMTPProtocol) -> None:
         try:
             reply = await protocol.execute_command(b"RSET", timeout=self.config.timeout)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             self.abort()
             return
         if reply.code != 250:
@@ -145,7 +159,7 @@ class SmtpSession:
         try:
             if client.is_connected:
                 await client.quit(timeout=min(self.config.timeout, 5))
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             client.close()
 
     def abort(self) -> None:

@@ -41,6 +41,7 @@ class Mailbox:
         self.lock = threading.Lock()
         self.rcpt_attempts: dict[str, int] = {}
         self.connections = 0
+        self._server_of: dict[int, SMTP] = {}
 
     async def handle_EHLO(
         self,
@@ -67,6 +68,7 @@ class Mailbox:
         return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self._server_of[id(session)] = server
         reply = await self.data_reply(envelope, session)
         if reply is not None:
             return reply
@@ -122,8 +124,8 @@ class FaultyMailbox(Mailbox):
 
     async def data_reply(self, envelope: Envelope, session: Session) -> str | None:
         if self._drop is not None and self._drop(list(envelope.rcpt_tos)):
-            assert session.transport is not None
-            session.transport.abort()
+            assert self._server_of[id(session)].transport is not None
+            self._server_of[id(session)].transport.abort()  # type: ignore[attr-defined]
             return "421 dropped"
         return self._data(list(envelope.rcpt_tos)) if self._data else None
 
@@ -164,7 +166,7 @@ class SmtpServer:
                     if isinstance(auth_data.password, bytes)
                     else auth_data.password
                 )
-                return AuthResult(success=users.get(login) == password)
+                return AuthResult(success=users.get(login) == password, handled=False)
 
             kwargs.update(authenticator=authenticator, auth_require_tls=False)
         self.handler.connections += 1
