@@ -1,23 +1,70 @@
-"""`newsletter serve`: the web app, scheduler and delivery worker in one process."""
+"""`newsletter serve`, `newsletter worker` and `newsletter scheduler`: the long-running parts."""
 
 from __future__ import annotations
 
-from newsletter.cli.common import ConfigOption, load, run
+import asyncio
+
+from newsletter.cli.common import ConfigOption, fail, load, run
 from newsletter.config import Settings
-from newsletter.context import open_context
+from newsletter.context import AppContext, open_context
+from newsletter.delivery.worker import Worker
+from newsletter.logs import get_logger
+from newsletter.scheduling.scheduler import run_scheduler
 from newsletter.service import Part, run_parts, web_part
 from newsletter.web import create_app
 
+log = get_logger(__name__)
 
-async def serve_all(settings: Settings) -> None:
+
+def worker_part(context: AppContext) -> Part:
+    async def run_worker(stopping: asyncio.Event) -> None:
+        await Worker(context).run(stopping)
+
+    return run_worker
+
+
+def scheduler_part(context: AppContext) -> Part:
+    async def run(stopping: asyncio.Event) -> None:
+        await run_scheduler(context, stopping)
+
+    return run
+
+
+async def run_service(settings: Settings, *, web: bool, scheduler: bool, worker: bool) -> None:
     async with open_context(settings) as context:
         parts: list[Part] = []
-        if settings.server.web:
+        if web:
             parts.append(web_part(create_app(settings, context), settings))
+        if scheduler:
+            parts.append(scheduler_part(context))
+        if worker:
+            parts.append(worker_part(context))
+        if not parts:
+            fail("nothing to run: server.web, server.scheduler and server.worker are all false")
+        log.info("service.started", web=web, scheduler=scheduler, worker=worker)
         await run_parts(parts)
+        log.info("service.stopped")
+
+
+def _run(settings: Settings, *, web: bool, scheduler: bool, worker: bool) -> None:
+    try:
+        run(run_service(settings, web=web, scheduler=scheduler, worker=worker))
+    except OSError as exc:
+        fail(str(exc))
 
 
 def serve(config: ConfigOption = None) -> None:
-    """Run the web app, scheduler and delivery worker in one process."""
+    """Run the web app, scheduler and delivery worker in one process (each can be switched off)."""
     settings = load(config)
-    run(serve_all(settings))
+    server = settings.server
+    _run(settings, web=server.web, scheduler=server.scheduler, worker=server.worker)
+
+
+def worker(config: ConfigOption = None) -> None:
+    """Run a delivery worker only (run any number of them against PostgreSQL)."""
+    _run(load(config), web=False, scheduler=False, worker=True)
+
+
+def scheduler(config: ConfigOption = None) -> None:
+    """Run the scheduler only: editions on time, feed polling, sweeping, clean-up."""
+    _run(load(config), web=False, scheduler=True, worker=False)

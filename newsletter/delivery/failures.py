@@ -48,4 +48,4 @@ def connection_lost(reason: str, *, attempts: int, max_attempts: int) -> Outcome
 def retry_delay(attempts: int, config: DeliveryConfig) -> float:
     """Exponential backoff with jitter: base × 2^(attempts-1), capped, times a factor in [0.5, 1]."""
     ceiling = min(config.retry_max_seconds, config.retry_base_seconds * 2 ** max(attempts - 1, 0))
-    return ceiling * random.uniform(0.5, 1.0)
+    return float(ceiling * random.uniform(0.5, 1.0))

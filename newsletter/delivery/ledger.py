@@ -9,8 +9,9 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Table, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from newsletter.database.models import (
@@ -23,12 +24,12 @@ from newsletter.database.models import (
     utcnow,
 )
 
-DELIVERIES = Delivery.__table__
-MESSAGES = Message.__table__
-SUBSCRIBERS = Subscriber.__table__
-SUBSCRIPTIONS = Subscription.__table__
-EDITIONS = Edition.__table__
-EVENTS = Event.__table__
+DELIVERIES = cast(Table, Delivery.__table__)
+MESSAGES = cast(Table, Message.__table__)
+SUBSCRIBERS = cast(Table, Subscriber.__table__)
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+EDITIONS = cast(Table, Edition.__table__)
+EVENTS = cast(Table, Event.__table__)
 
 PENDING = ("queued", "retry")
 UNFINISHED = ("queued", "retry", "sending")
@@ -373,7 +374,7 @@ async def edition_counts(conn: AsyncConnection, edition_id: int) -> dict[str, in
         .group_by(DELIVERIES.c.status)
     )
     counts = dict.fromkeys(STATUSES, 0)
-    counts.update({status: int(count) for status, count in rows.tuples()})
+    counts.update({status: int(count) for status, count in rows.all()})
     return counts
 
 
@@ -415,7 +416,7 @@ async def pause_if_failing(
         .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status.in_(("sent", "failed")))
         .group_by(DELIVERIES.c.status)
     )
-    done = {status: int(count) for status, count in rows.tuples()}
+    done = {status: int(count) for status, count in rows.all()}
     attempted = done.get("sent", 0) + done.get("failed", 0)
     failed = done.get("failed", 0)
     allowed = rate * min(window, max(edition.total, 1))

@@ -1,30 +1,85 @@
-"""Admin API for editions: list, start a send, progress."""
+"""Admin API for editions: start a send, watch its progress, pause or cancel it."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from dataclasses import asdict
+from typing import Annotated, Any
 
-from fastapi import APIRouter
-from sqlalchemy import select
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 
-from newsletter.database.models import Edition
+from newsletter.database.models import utcnow
+from newsletter.editions import service
+from newsletter.editions.builder import build_edition, open_edition
+from newsletter.editions.trial import dry_run
+from newsletter.rendering import DigestRenderer
 from newsletter.web.auth import AdminDep
-from newsletter.web.deps import SessionDep
+from newsletter.web.deps import ContextDep
 
 router = APIRouter(prefix="/api/editions", tags=["editions"], dependencies=[AdminDep])
 
 
-@router.get("")
-async def list_editions(session: SessionDep, limit: int = 50) -> list[dict[str, Any]]:
-    rows = (await session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit))).all()
-    return [
+class StartEdition(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    newsletter: str | None = Field(default=None, description="Newsletter id; default: the first configured.")
+    dry_run: bool = Field(default=False, description="Render and count only: nothing recorded or sent.")
+    new: bool = Field(default=False, description="Another edition even if today's exists.")
+
+
+@router.post(
+    "",
+    status_code=202,
+    responses={
+        200: {"description": "dry run: what would be sent"},
+        422: {"description": "unknown newsletter"},
+    },
+)
+async def start(body: StartEdition, request: Request, context: ContextDep) -> JSONResponse:
+    """Start today's edition now (or continue today's): built in the background, delivered by the
+    workers. Answers 202 with its id at once."""
+    newsletter = service.newsletter_or_error(context, body.newsletter)
+    if body.dry_run:
+        planned = await dry_run(context, newsletter.id)
+        return JSONResponse({"dry_run": True, "variants": [asdict(p) for p in planned]}, status_code=200)
+    edition, created = await open_edition(context, newsletter, now=utcnow(), trigger="api", new=body.new)
+    if edition.status == "building":
+        task = asyncio.create_task(build_edition(context, edition.id, DigestRenderer(context.settings)))
+        tasks: set[asyncio.Task[Any]] = request.app.state.__dict__.setdefault("background_builds", set())
+        await service.wait_for_build(tasks, task)
+    return JSONResponse(
         {
-            "id": e.id,
-            "newsletter": e.newsletter_id,
-            "date": e.edition_date.isoformat(),
-            "sequence": e.sequence,
-            "status": e.status,
-            "total": e.total,
-        }
-        for e in rows
-    ]
+            "id": edition.id,
+            "newsletter": newsletter.id,
+            "date": edition.edition_date.isoformat(),
+            "created": created,
+            "status": edition.status,
+        },
+        status_code=202,
+        headers={"Location": f"/api/editions/{edition.id}"},
+    )
+
+
+@router.get("")
+async def list_editions(
+    context: ContextDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> list[dict[str, Any]]:
+    return [r.as_json() for r in await service.list_reports(context, limit=limit)]
+
+
+@router.get("/{edition_id}", responses={404: {"description": "no such edition"}})
+async def show(edition_id: int, context: ContextDep) -> dict[str, Any]:
+    """An edition's status and its deliveries counted by status."""
+    return (await service.report(context, edition_id)).as_json()
+
+
+@router.post("/{edition_id}/resume", responses={404: {"description": "no such edition"}})
+async def resume(edition_id: int, context: ContextDep) -> dict[str, Any]:
+    return (await service.resume(context, edition_id)).as_json()
+
+
+@router.post("/{edition_id}/cancel", responses={404: {"description": "no such edition"}})
+async def cancel(edition_id: int, context: ContextDep) -> dict[str, Any]:
+    return (await service.cancel(context, edition_id)).as_json()

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
-from newsletter.errors import InvalidInput
+from newsletter.errors import InvalidInput, NotFound
 from newsletter.web import api_articles, api_editions, api_subscribers, health, pages
 from newsletter.web.limits import BodySizeLimit
 
@@ -43,6 +43,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(NotFound, _not_found)
     app.include_router(health.router)
     for router in (pages.router, api_articles.router, api_subscribers.router, api_editions.router):
         app.include_router(router)
@@ -80,3 +81,7 @@ def _plain(errors: object) -> list[dict[str, object]]:
 async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
     return JSONResponse({"detail": f"{exc.field}: {exc.message}", "field": exc.field}, status_code=422)
+
+
+async def _not_found(request: Request, exc: Exception) -> JSONResponse:
+    return JSONResponse({"detail": f"not found: {exc}"}, status_code=404)

@@ -1,0 +1,237 @@
+"""`newsletter send` and `newsletter editions list|show|resume|cancel`."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from typing import Annotated
+
+import typer
+from email_validator import EmailNotValidError, validate_email
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from newsletter.cli.common import (
+    EXIT_FAILED,
+    ConfigOption,
+    JsonOption,
+    console,
+    fail,
+    load,
+    print_json,
+    run,
+    with_context,
+)
+from newsletter.config import Settings
+from newsletter.context import AppContext, open_context
+from newsletter.delivery.smtp import SmtpUnavailable
+from newsletter.delivery.worker import Worker
+from newsletter.editions import service
+from newsletter.editions.service import EditionReport
+from newsletter.editions.trial import dry_run, send_test_copy
+
+app = typer.Typer(help="Editions: progress, resume, cancel.", no_args_is_help=True)
+
+NewsletterArgument = Annotated[
+    str | None, typer.Argument(help="Newsletter id (default: the first configured).", show_default=False)
+]
+
+
+def send(
+    newsletter: NewsletterArgument = None,
+    dry_run_: Annotated[
+        bool, typer.Option("--dry-run", help="Render and count; send and record nothing.")
+    ] = False,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Send one test copy to this address; record nothing.")
+    ] = None,
+    new: Annotated[bool, typer.Option("--new", help="Start another edition even if today's exists.")] = False,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """Build today's edition now (or continue today's) and deliver it, with a progress bar."""
+    settings = load(config)
+    if dry_run_:
+        _dry_run(settings, newsletter, json)
+    elif to is not None:
+        _test_copy(settings, newsletter, to, json)
+    else:
+        result = run(_send(settings, newsletter, new=new, quiet=json))
+        if json:
+            print_json(result.as_json())
+        else:
+            _summary(result)
+        if result.failed or result.status in ("paused", "cancelled") or result.unfinished:
+            raise typer.Exit(EXIT_FAILED)
+
+
+async def _send(settings: Settings, newsletter: str | None, *, new: bool, quiet: bool) -> EditionReport:
+    async with open_context(settings) as context:
+        edition = await service.start_edition(context, newsletter, new=new)
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stopping.set)
+        worker = Worker(context, editions={edition.id}, exit_when_idle=True)
+        work = asyncio.create_task(worker.run(stopping))
+        try:
+            if quiet:
+                await work
+            else:
+                await _watch(context, edition.id, work)
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+        return await service.report(context, edition.id)
+
+
+async def _watch(context: AppContext, edition_id: int, work: asyncio.Task[object]) -> None:
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("sent {task.fields[sent]} · retrying {task.fields[retry]} · failed {task.fields[failed]}"),
+        TextColumn("{task.fields[rate]} msg/s · ETA {task.fields[eta]}"),
+        TimeElapsedColumn(),
+    )
+    started = time.monotonic()
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task(
+            f"edition {edition_id}", total=None, sent=0, retry=0, failed=0, rate=0, eta="-"
+        )
+        while True:
+            current = await service.report(context, edition_id)
+            counts = current.counts
+            finished = counts["sent"] + counts["failed"] + counts["skipped"]
+            elapsed = max(time.monotonic() - started, 1e-3)
+            rate = counts["sent"] / elapsed
+            left = current.total - finished
+            eta = f"{left / rate:.0f}s" if rate > 0 and left > 0 else "-"
+            progress.update(
+                task,
+                total=current.total or 1,
+                completed=finished,
+                sent=counts["sent"],
+                retry=counts["retry"],
+                failed=counts["failed"],
+                rate=f"{rate:.0f}",
+                eta=eta,
+            )
+            if work.done():
+                await work
+                return
+            await asyncio.wait({work}, timeout=0.5)
+
+
+def _summary(result: EditionReport) -> None:
+    table = Table(title=f"Edition {result.id}: {result.newsletter} {result.date} ({result.status})")
+    for status in ("sent", "skipped", "failed", "retry", "queued", "sending"):
+        table.add_column(status, justify="right")
+    table.add_row(
+        *(str(result.counts.get(s, 0)) for s in ("sent", "skipped", "failed", "retry", "queued", "sending"))
+    )
+    console.print(table)
+    if result.pause_reason:
+        console.print(result.pause_reason, markup=False)
+    if result.unfinished and result.status == "sending":
+        console.print(f"{result.unfinished} not finished yet: run `newsletter send` again to continue.")
+
+
+def _dry_run(settings: Settings, newsletter: str | None, json: bool) -> None:
+    async def work(context: AppContext) -> None:
+        planned = await dry_run(context, newsletter)
+        if json:
+            print_json([vars(p) for p in planned])
+            return
+        table = Table(title="Dry run: nothing sent, nothing recorded")
+        for column in ("sections", "readers", "articles", "subject", "bytes"):
+            table.add_column(column)
+        for p in planned:
+            sections = ", ".join(p.sections) or "all"
+            size = str(p.message_bytes) if p.sends else "skipped (nothing new)"
+            table.add_row(sections, str(p.recipients), str(p.articles), p.subject, size)
+        console.print(table)
+        console.print(f"{sum(p.recipients for p in planned if p.sends)} messages would be sent.")
+
+    with_context(settings, work)
+
+
+def _test_copy(settings: Settings, newsletter: str | None, to: str, json: bool) -> None:
+    try:
+        address = validate_email(to, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        fail(f"--to: {exc}")
+
+    async def work(context: AppContext) -> int:
+        try:
+            reply = await send_test_copy(context, newsletter, address)
+        except SmtpUnavailable as exc:
+            console.print(f"SMTP server unavailable: {exc}", markup=False)
+            return EXIT_FAILED
+        if json:
+            print_json({"to": address, "code": reply.code, "reply": reply.text})
+        else:
+            console.print(f"test copy to {address}: {reply}", markup=False)
+        return 0 if 200 <= reply.code < 300 and reply.stage == "body" else EXIT_FAILED
+
+    code = with_context(settings, work)
+    if code:
+        raise typer.Exit(code)
+
+
+EditionId = Annotated[int, typer.Argument(help="Edition id (see `newsletter editions list`).")]
+
+
+@app.command("list")
+def list_(config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Editions, newest first, with counts by delivery status."""
+    settings = load(config)
+    reports = with_context(settings, lambda context: service.list_reports(context))
+    if json:
+        print_json([r.as_json() for r in reports])
+        return
+    table = Table()
+    for column in ("id", "newsletter", "date", "status", "total", "sent", "skipped", "failed", "pending"):
+        table.add_column(column)
+    for r in reports:
+        c = r.counts
+        table.add_row(
+            str(r.id),
+            r.newsletter,
+            r.date + (f" #{r.sequence}" if r.sequence else ""),
+            r.status,
+            str(r.total),
+            str(c["sent"]),
+            str(c["skipped"]),
+            str(c["failed"]),
+            str(r.unfinished),
+        )
+    console.print(table)
+
+
+@app.command()
+def show(edition: EditionId, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """One edition's progress as counts by delivery status."""
+    settings = load(config)
+    result = with_context(settings, lambda context: service.report(context, edition))
+    if json:
+        print_json(result.as_json())
+    else:
+        _summary(result)
+
+
+@app.command()
+def resume(edition: EditionId, config: ConfigOption = None) -> None:
+    """Continue a paused edition (it will not pause itself again)."""
+    settings = load(config)
+    result = with_context(settings, lambda context: service.resume(context, edition))
+    console.print(f"edition {result.id} is {result.status}; workers continue it.")
+
+
+@app.command()
+def cancel(edition: EditionId, config: ConfigOption = None) -> None:
+    """Stop further sends of an edition: what is not yet sent is skipped."""
+    settings = load(config)
+    result = with_context(settings, lambda context: service.cancel(context, edition))
+    console.print(f"edition {result.id} cancelled; {result.counts['skipped']} deliveries skipped.")

@@ -1,0 +1,97 @@
+"""Group commit of delivery outcomes: a sender moves on only once its last outcome is committed,
+so a crash can duplicate at most the messages in flight (one per connection)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from newsletter.context import AppContext
+from newsletter.database.models import utcnow
+from newsletter.delivery import ledger
+from newsletter.delivery.ledger import Result
+from newsletter.logs import get_logger
+
+log = get_logger(__name__)
+
+# Called after each committed group with the ids of the editions that had failures.
+AfterCommit = Callable[[set[int]], Awaitable[None]]
+
+
+class Recorder:
+    def __init__(self, context: AppContext, owner: str, after_commit: AfterCommit | None = None) -> None:
+        self.context = context
+        self.owner = owner
+        self.after_commit = after_commit
+        self._pending: list[tuple[Result, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+
+    async def submit(self, result: Result) -> None:
+        """Queue an outcome and wait until it is committed."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((result, done))
+        self._wake.set()
+        await done
+
+    def submit_nowait(self, result: Result) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((result, done))
+        self._wake.set()
+        return done
+
+    async def run(self) -> None:
+        """Commit whatever has accumulated, again and again, until closed and empty."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._pending:
+                if self._closing:
+                    return
+                continue
+            group, self._pending = self._pending, []
+            await self._commit([result for result, _ in group])
+            for _, done in group:
+                if not done.done():
+                    done.set_result(None)
+            if self._closing and not self._pending:
+                return
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+
+    async def _commit(self, results: list[Result]) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self._write(results)
+                break
+            except (OperationalError, DBAPIError, OSError) as exc:
+                # The database went away: nothing is sent meanwhile (senders wait on us).
+                log.warning("ledger.write_failed", error=str(exc).splitlines()[0], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+        failing = {r.item.edition_id for r in results if r.status == "failed" and r.item.edition_id}
+        if failing and self.after_commit is not None:
+            await self.after_commit({e for e in failing if e is not None})
+
+    async def _write(self, results: list[Result]) -> None:
+        settings = self.context.settings
+        async with self.context.db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Worker crashes lose nothing committed this way; only a database server crash could
+                # forget the last moments of outcomes, and those messages would be sent again.
+                await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
+            bounced = await ledger.record_results(
+                conn,
+                results,
+                owner=self.owner,
+                now=utcnow(),
+                bounce_threshold=settings.delivery.bounce_threshold,
+            )
+        if bounced:
+            log.info("subscribers.bounced", subscribers=len(bounced))

@@ -1,0 +1,266 @@
+"""Building an edition: one row per (newsletter, local date, sequence), its variants rendered
+once each, and its deliveries enqueued inside the database."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import Integer, String, Table, and_, exists, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from newsletter.config import NewsletterConfig
+from newsletter.context import AppContext
+from newsletter.database.models import (
+    Article,
+    Delivery,
+    Edition,
+    EditionVariant,
+    Subscriber,
+    Subscription,
+    UTCDateTime,
+    utcnow,
+)
+from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.logs import get_logger
+from newsletter.rendering import DigestRenderer
+
+log = get_logger(__name__)
+
+DELIVERIES = cast(Table, Delivery.__table__)
+EMPTY_REASON = "no new articles for this reader's sections"
+
+
+def local_date(newsletter: NewsletterConfig, moment: datetime) -> date:
+    return moment.astimezone(ZoneInfo(newsletter.timezone)).date()
+
+
+async def open_edition(
+    context: AppContext,
+    newsletter: NewsletterConfig,
+    *,
+    now: datetime,
+    trigger: str,
+    new: bool = False,
+    day: date | None = None,
+) -> tuple[Edition, bool]:
+    """The day's edition of a newsletter (`day` in its timezone, default today), created if
+    missing; `new` adds another one the same day. Two processes racing here get the same row:
+    the unique constraint decides."""
+    day = day or local_date(newsletter, now)
+    async with context.db.session() as session:
+        latest = await _latest(session, newsletter.id, day)
+        if latest is not None and not new:
+            return latest, False
+        sequence = latest.sequence + 1 if latest is not None else 0
+        edition = Edition(
+            newsletter_id=newsletter.id,
+            edition_date=day,
+            sequence=sequence,
+            status="building",
+            trigger=trigger,
+            since_at=await window_start(session, newsletter, now),
+            cutoff_at=now,
+            total=0,
+            auto_pause=True,
+            created_at=now,
+        )
+        session.add(edition)
+        try:
+            await session.commit()
+        except IntegrityError:
+            await session.rollback()
+            existing = await _latest(session, newsletter.id, day)
+            assert existing is not None
+            return existing, False
+    log.info("edition.created", edition=edition.id, newsletter=newsletter.id, date=str(day), trigger=trigger)
+    return edition, True
+
+
+async def _latest(session: AsyncSession, newsletter_id: str, day: date) -> Edition | None:
+    return await session.scalar(
+        select(Edition)
+        .where(Edition.newsletter_id == newsletter_id, Edition.edition_date == day)
+        .order_by(Edition.sequence.desc())
+        .limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class Choice:
+    """Subscribers of one newsletter who chose the same sections (and share a timezone)."""
+
+    sections: str
+    timezone: str | None
+
+
+async def build_edition(context: AppContext, edition_id: int, renderer: DigestRenderer) -> Edition:
+    """Render each distinct variant once and enqueue one delivery per active subscriber.
+
+    Idempotent: run again after a crash, it adds only what is missing. Ends with the edition
+    sending (or done at once when there is nobody to send to)."""
+    settings = context.settings
+    async with context.db.session() as session:
+        # One builder at a time: a second one waits here, then finds the edition built.
+        edition = await session.get(Edition, edition_id, with_for_update=True)
+        if edition is None or edition.status != "building":
+            assert edition is not None, f"edition {edition_id} not found"
+            return edition
+        newsletter = settings.newsletter(edition.newsletter_id)
+        choices = await _choices(session, newsletter)
+        variants: dict[str, int | None] = {}
+        for choice in choices:
+            if choice.sections not in variants:
+                variants[choice.sections] = await _variant(session, edition, newsletter, choice, renderer)
+            await _enqueue(
+                session,
+                edition,
+                newsletter,
+                choice,
+                variants[choice.sections],
+                settings.scheduler.grace_hours,
+            )
+        total = await session.scalar(
+            select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
+        )
+        now = utcnow()
+        await session.execute(
+            update(Edition)
+            .where(Edition.id == edition.id, Edition.status == "building")
+            .values(total=int(total or 0), status="sending", started_at=now)
+        )
+        await session.commit()
+        await session.refresh(edition)
+    log.info(
+        "edition.enqueued", edition=edition.id, deliveries=edition.total, variants=len(set(variants.values()))
+    )
+    return edition
+
+
+async def _choices(session: AsyncSession, newsletter: NewsletterConfig) -> list[Choice]:
+    timezone = Subscriber.timezone if newsletter.deliver_at_local_time else literal(None, String)
+    rows = await session.execute(
+        select(Subscription.sections, timezone)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(Subscription.newsletter_id == newsletter.id, Subscriber.status == "active")
+        .distinct()
+    )
+    return [Choice(sections, tz) for sections, tz in rows.all()]
+
+
+async def _variant(
+    session: AsyncSession,
+    edition: Edition,
+    newsletter: NewsletterConfig,
+    choice: Choice,
+    renderer: DigestRenderer,
+) -> int | None:
+    articles = await select_articles(
+        session,
+        newsletter,
+        since=edition.since_at,
+        until=edition.cutoff_at,
+        sections=parse_sections(choice.sections),
+    )
+    if not articles and not newsletter.send_when_empty:
+        return None
+    ids = [a.id for a in articles]
+    key = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:32]
+    existing = await session.scalar(
+        select(EditionVariant.id).where(
+            EditionVariant.edition_id == edition.id, EditionVariant.variant_key == key
+        )
+    )
+    if existing is not None:
+        return existing
+    rendered = await asyncio.to_thread(renderer.render_digest, newsletter, edition.edition_date, articles)
+    variant = EditionVariant(
+        edition_id=edition.id,
+        variant_key=key,
+        article_ids=json.dumps(ids),
+        subject=rendered.subject,
+        html=rendered.html,
+        text=rendered.text,
+    )
+    session.add(variant)
+    await session.flush()
+    return variant.id
+
+
+async def _enqueue(
+    session: AsyncSession,
+    edition: Edition,
+    newsletter: NewsletterConfig,
+    choice: Choice,
+    variant_id: int | None,
+    grace_hours: float,
+) -> None:
+    """INSERT … SELECT: the database copies the subscriber list itself, however long it is."""
+    now = utcnow()
+    grace = timedelta(hours=grace_hours)
+    due = _due(newsletter, choice.timezone, now, grace) if variant_id is not None else now
+    status, reply = ("queued", None) if variant_id is not None else ("skipped", EMPTY_REASON)
+    timezone_matches = (
+        Subscriber.timezone.is_(None) if choice.timezone is None else Subscriber.timezone == choice.timezone
+    )
+    source = (
+        select(
+            literal(edition.id, Integer),
+            Subscriber.id,
+            literal(variant_id, Integer),
+            literal(status, String),
+            literal(0, Integer),
+            literal(due, UTCDateTime()),
+            literal(now, UTCDateTime()),
+            literal(reply, String),
+        )
+        .select_from(Subscription)
+        .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+        .where(
+            Subscription.newsletter_id == newsletter.id,
+            Subscription.sections == choice.sections,
+            Subscriber.status == "active",
+            ~exists().where(and_(Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id)),
+        )
+    )
+    if newsletter.deliver_at_local_time:
+        source = source.where(timezone_matches)
+    columns = [
+        "edition_id",
+        "subscriber_id",
+        "variant_id",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "updated_at",
+        "last_reply",
+    ]
+    await session.execute(insert(DELIVERIES).from_select(columns, source))
+
+
+def _due(newsletter: NewsletterConfig, timezone: str | None, now: datetime, grace: timedelta) -> datetime:
+    """When a reader gets it: now, or for `deliver_at_local_time` the schedule's clock time in the
+    reader's own timezone (the newsletter's when unknown): at once where that time passed less than
+    `grace` ago, else when it next comes round — so everyone gets it once, within a day."""
+    if not newsletter.deliver_at_local_time:
+        return now
+    try:
+        zone = ZoneInfo(timezone or newsletter.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo(newsletter.timezone)
+    trigger = CronTrigger.from_crontab(newsletter.schedule, timezone=zone)
+    fire: datetime | None = trigger.get_next_fire_time(None, (now - grace).astimezone(zone))
+    return max(fire, now) if fire is not None else now
+
+
+async def articles_of(session: AsyncSession, variant: EditionVariant) -> list[Article]:
+    ids = [int(i) for i in json.loads(variant.article_ids)]
+    found = {a.id: a for a in (await session.scalars(select(Article).where(Article.id.in_(ids)))).all()}
+    return [found[i] for i in ids if i in found]

@@ -1,0 +1,171 @@
+"""What operators do with editions: start one now, see its progress, pause, resume, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from newsletter.context import AppContext
+from newsletter.database.models import Delivery, Edition, utcnow
+from newsletter.delivery import ledger
+from newsletter.editions.builder import build_edition, open_edition
+from newsletter.errors import InvalidInput, NotFound
+from newsletter.logs import get_logger
+from newsletter.rendering import DigestRenderer
+
+log = get_logger(__name__)
+
+
+@dataclass
+class EditionReport:
+    id: int
+    newsletter: str
+    date: str
+    sequence: int
+    status: str
+    trigger: str
+    total: int
+    counts: dict[str, int] = field(default_factory=dict)
+    pause_reason: str | None = None
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        for key in ("created_at", "started_at", "finished_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+    @property
+    def failed(self) -> int:
+        return self.counts.get("failed", 0)
+
+    @property
+    def unfinished(self) -> int:
+        return sum(self.counts.get(s, 0) for s in ledger.UNFINISHED)
+
+
+def newsletter_or_error(
+    context: AppContext, newsletter_id: str | None, field_name: str = "newsletter"
+) -> Any:
+    settings = context.settings
+    if newsletter_id is None:
+        return settings.newsletters[0]
+    try:
+        return settings.newsletter(newsletter_id)
+    except KeyError:
+        known = ", ".join(n.id for n in settings.newsletters)
+        raise InvalidInput(
+            field_name, f"unknown newsletter {newsletter_id!r} (configured: {known})"
+        ) from None
+
+
+async def start_edition(
+    context: AppContext,
+    newsletter_id: str | None,
+    *,
+    trigger: str = "manual",
+    new: bool = False,
+    now: datetime | None = None,
+    renderer: DigestRenderer | None = None,
+) -> Edition:
+    """Build today's edition now, or continue today's if it exists (`new` for another one)."""
+    newsletter = newsletter_or_error(context, newsletter_id)
+    edition, _ = await open_edition(context, newsletter, now=now or utcnow(), trigger=trigger, new=new)
+    if edition.status == "building":
+        edition = await build_edition(context, edition.id, renderer or DigestRenderer(context.settings))
+    return edition
+
+
+async def report(context: AppContext, edition_id: int) -> EditionReport:
+    async with context.db.session() as session:
+        edition = await session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"edition {edition_id}")
+        conn = await session.connection()
+        counts = await ledger.edition_counts(conn, edition_id)
+    return _report(edition, counts)
+
+
+def _report(edition: Edition, counts: dict[str, int]) -> EditionReport:
+    return EditionReport(
+        id=edition.id,
+        newsletter=edition.newsletter_id,
+        date=edition.edition_date.isoformat(),
+        sequence=edition.sequence,
+        status=edition.status,
+        trigger=edition.trigger,
+        total=edition.total,
+        counts=counts,
+        pause_reason=edition.pause_reason,
+        created_at=edition.created_at,
+        started_at=edition.started_at,
+        finished_at=edition.finished_at,
+    )
+
+
+async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionReport]:
+    async with context.db.session() as session:
+        editions = (await session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit))).all()
+        conn = await session.connection()
+        return [_report(e, await ledger.edition_counts(conn, e.id)) for e in editions]
+
+
+async def resume(context: AppContext, edition_id: int) -> EditionReport:
+    """Continue a paused edition (no more automatic pauses for it), or finish building one."""
+    async with context.db.session() as session:
+        edition = await session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"edition {edition_id}")
+        if edition.status not in ("paused", "building"):
+            raise InvalidInput("edition", f"edition {edition_id} is {edition.status}, not paused")
+        if edition.status == "paused":
+            await session.execute(
+                update(Edition)
+                .where(Edition.id == edition_id, Edition.status == "paused")
+                .values(status="sending", auto_pause=False, pause_reason=None)
+            )
+            await session.commit()
+    if edition.status == "building":
+        await build_edition(context, edition_id, DigestRenderer(context.settings))
+    log.info("edition.resumed", edition=edition_id)
+    return await report(context, edition_id)
+
+
+async def cancel(context: AppContext, edition_id: int) -> EditionReport:
+    """Stop further sends of an edition: what is not yet sent is skipped."""
+    now = utcnow()
+    async with context.db.session() as session:
+        edition = await session.get(Edition, edition_id)
+        if edition is None:
+            raise NotFound(f"edition {edition_id}")
+        if edition.status in ("done", "cancelled"):
+            raise InvalidInput("edition", f"edition {edition_id} is already {edition.status}")
+        await session.execute(
+            update(Edition).where(Edition.id == edition_id).values(status="cancelled", finished_at=now)
+        )
+        await session.execute(
+            update(Delivery)
+            .where(Delivery.edition_id == edition_id, Delivery.status.in_(ledger.PENDING))
+            .values(status="skipped", last_reply="edition cancelled", updated_at=now)
+        )
+        await session.commit()
+    log.info("edition.cancelled", edition=edition_id)
+    return await report(context, edition_id)
+
+
+async def wait_for_build(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
+    """Keep a background build referenced until it ends, and log its failure."""
+    tasks.add(task)
+
+    def done(finished: asyncio.Task[Any]) -> None:
+        tasks.discard(finished)
+        if not finished.cancelled() and finished.exception() is not None:
+            log.error("edition.build_failed", error=repr(finished.exception()))
+
+    task.add_done_callback(done)

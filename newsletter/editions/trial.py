@@ -1,0 +1,105 @@
+"""Trying an edition without recording anything: a dry run that renders and counts, and a test copy."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from newsletter.context import AppContext
+from newsletter.database.engine import READ_ONLY
+from newsletter.database.models import Subscriber, Subscription, utcnow
+from newsletter.delivery.smtp import SmtpReply, SmtpSession
+from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.editions.service import newsletter_or_error
+from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, make_message_id
+from newsletter.subscriptions.links import Links
+
+
+@dataclass(frozen=True)
+class PlannedVariant:
+    sections: list[str]
+    recipients: int
+    articles: int
+    subject: str
+    message_bytes: int
+
+    @property
+    def sends(self) -> bool:
+        return self.message_bytes > 0
+
+
+async def dry_run(
+    context: AppContext, newsletter_id: str | None, *, now: datetime | None = None
+) -> list[PlannedVariant]:
+    """What `send` would do now: each group of readers, its articles, its rendered size."""
+    newsletter = newsletter_or_error(context, newsletter_id)
+    now = now or utcnow()
+    renderer = DigestRenderer(context.settings)
+    planned: list[PlannedVariant] = []
+    async with context.db.engine.connect() as conn:
+        conn = await conn.execution_options(**READ_ONLY)
+        async with context.db.session(bind=conn) as session:
+            since = await window_start(session, newsletter, now)
+            groups = (
+                await session.execute(
+                    select(Subscription.sections, func.count())
+                    .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
+                    .where(Subscription.newsletter_id == newsletter.id, Subscriber.status == "active")
+                    .group_by(Subscription.sections)
+                )
+            ).all()
+            for sections, count in groups:
+                chosen = parse_sections(sections)
+                articles = await select_articles(session, newsletter, since=since, until=now, sections=chosen)
+                size, subject = 0, ""
+                if articles or newsletter.send_when_empty:
+                    rendered = await asyncio.to_thread(
+                        renderer.render_digest, newsletter, now.date(), articles
+                    )
+                    template = MessageTemplate.digest(context.settings, newsletter, rendered, date=now)
+                    sample = template.build(
+                        _recipient(context, newsletter.id, "reader@example.com", "dry-run")
+                    )
+                    size, subject = len(sample.data), rendered.subject
+                planned.append(PlannedVariant(chosen, int(count), len(articles), subject, size))
+    return planned
+
+
+async def send_test_copy(
+    context: AppContext, newsletter_id: str | None, email: str, *, now: datetime | None = None
+) -> SmtpReply:
+    """Render the digest for every section and send one copy to `email`; record nothing."""
+    newsletter = newsletter_or_error(context, newsletter_id)
+    now = now or utcnow()
+    async with context.db.engine.connect() as conn:
+        conn = await conn.execution_options(**READ_ONLY)
+        async with context.db.session(bind=conn) as session:
+            since = await window_start(session, newsletter, now)
+            articles = await select_articles(session, newsletter, since=since, until=now)
+    rendered = await asyncio.to_thread(
+        DigestRenderer(context.settings).render_digest, newsletter, now.date(), articles
+    )
+    template = MessageTemplate.digest(context.settings, newsletter, rendered, date=now)
+    message = template.build(_recipient(context, newsletter.id, email, f"test.{int(now.timestamp())}"))
+    session_smtp = SmtpSession(context.settings.smtp)
+    await session_smtp.open()
+    try:
+        return await session_smtp.send(email, message.data, smtputf8=message.smtputf8)
+    finally:
+        await session_smtp.close()
+
+
+def _recipient(context: AppContext, newsletter_id: str, email: str, tag: str) -> Recipient:
+    links = Links(context.settings)
+    return Recipient(
+        email=email,
+        message_id=make_message_id(context.settings, "t", tag),
+        fields={
+            "unsubscribe_url": links.unsubscribe(0, newsletter_id),
+            "preferences_url": links.preferences(0),
+            "email": email,
+        },
+    )

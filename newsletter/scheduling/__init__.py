@@ -1,0 +1,1 @@
+"""Scheduling: APScheduler wiring only; the jobs call the services."""
