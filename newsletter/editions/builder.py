@@ -205,7 +205,8 @@ async def _enqueue(
     """INSERT … SELECT: the database copies the subscriber list itself, however long it is."""
     now = utcnow()
     grace = timedelta(hours=grace_hours)
-    due = _due(newsletter, choice.timezone, now, grace) if variant_id is not None else now
+    # Due times are reckoned from the edition's own moment, so a rebuild gives the same ones.
+    due = _due(newsletter, choice.timezone, edition.cutoff_at, grace) if variant_id is not None else now
     status, reply = ("queued", None) if variant_id is not None else ("skipped", EMPTY_REASON)
     timezone_matches = (
         Subscriber.timezone.is_(None) if choice.timezone is None else Subscriber.timezone == choice.timezone

@@ -1,0 +1,111 @@
+"""Scheduler jobs on a real database: made-up runs once, racing schedulers, sweeping, clean-up."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from newsletter.context import AppContext, open_context
+from newsletter.database.models import Delivery, Edition, Event, Subscriber, utcnow
+from newsletter.editions.builder import open_edition
+from newsletter.scheduling import jobs
+from tests.conftest import SettingsFactory
+from tests.support.factories import add_articles, add_subscribers
+
+
+async def editions(context: AppContext) -> list[Edition]:
+    async with context.db.session() as session:
+        return list((await session.scalars(select(Edition).order_by(Edition.id))).all())
+
+
+async def test_a_missed_run_is_made_up_once(context: AppContext) -> None:
+    await add_articles(context, 3)
+    await add_subscribers(context, 4)
+    # Scheduled 07:00 London; the service comes back at 09:30 BST (within six hours).
+    now = datetime(2026, 7, 11, 8, 30, tzinfo=UTC)
+    first = await jobs.catch_up(context, now)
+    second = await jobs.catch_up(context, now + timedelta(minutes=10))
+    rows = await editions(context)
+    assert len(first) == 1 and second == []
+    assert len(rows) == 1
+    assert rows[0].trigger == "catch-up" and rows[0].edition_date.isoformat() == "2026-07-11"
+    assert rows[0].status == "sending" and rows[0].total == 4
+
+
+async def test_no_make_up_beyond_the_grace_period(context: AppContext) -> None:
+    now = datetime(2026, 7, 11, 14, 0, tzinfo=UTC)  # 15:00 BST: eight hours late
+    assert await jobs.catch_up(context, now) == []
+    assert await editions(context) == []
+
+
+async def test_two_schedulers_firing_at_once_make_one_edition(make_settings: SettingsFactory) -> None:
+    settings = make_settings()
+    async with open_context(settings) as one, open_context(settings) as two:
+        await add_articles(one, 5)
+        await add_subscribers(one, 50)
+        newsletter = settings.newsletter("daily")
+        scheduled = utcnow()
+        created = await asyncio.gather(
+            jobs.scheduled_edition(one, newsletter, scheduled),
+            jobs.scheduled_edition(two, newsletter, scheduled),
+        )
+        rows = await editions(one)
+        async with one.db.session() as session:
+            deliveries = await session.scalar(select(func.count()).select_from(Delivery))
+    assert len([c for c in created if c is not None]) == 1
+    assert len(rows) == 1 and rows[0].status == "sending"
+    assert deliveries == 50
+
+
+async def test_sweep_requeues_expired_leases_and_rebuilds_stale_editions(context: AppContext) -> None:
+    await add_articles(context, 2)
+    await add_subscribers(context, 3)
+    newsletter = context.settings.newsletter("daily")
+    stale, _ = await open_edition(
+        context, newsletter, now=utcnow() - timedelta(minutes=30), trigger="scheduled"
+    )
+    async with context.db.session() as session:
+        await session.execute(
+            update(Edition).where(Edition.id == stale.id).values(created_at=utcnow() - timedelta(minutes=30))
+        )
+        await session.commit()
+    await jobs.sweep(context)
+    async with context.db.session() as session:
+        edition = await session.get(Edition, stale.id)
+        assert edition is not None and edition.status == "sending" and edition.total == 3
+        await session.execute(
+            update(Delivery).values(
+                status="sending",
+                lease_owner="elsewhere:1:x",
+                lease_expires_at=utcnow() - timedelta(seconds=1),
+            )
+        )
+        await session.commit()
+    await jobs.sweep(context)
+    async with context.db.session() as session:
+        statuses = (await session.scalars(select(Delivery.status))).all()
+    assert statuses == ["retry", "retry", "retry"]
+
+
+async def test_never_confirmed_signups_are_forgotten_after_a_week(context: AppContext) -> None:
+    old = await add_subscribers(context, 2, status="pending", prefix="old")
+    recent = await add_subscribers(context, 2, status="pending", prefix="recent")
+    active = await add_subscribers(context, 2, prefix="active")
+    async with context.db.session() as session:
+        await session.execute(
+            update(Subscriber)
+            .where(Subscriber.id.in_(old + active))
+            .values(created_at=utcnow() - timedelta(days=8))
+        )
+        session.add_all(
+            [Event(kind="signup", subscriber_id=i, ip="203.0.113.9", user_agent="ua") for i in old]
+        )
+        await session.commit()
+    assert await jobs.cleanup_pending(context) == 2
+    async with context.db.session() as session:
+        left = set((await session.scalars(select(Subscriber.id))).all())
+        events = (await session.scalars(select(Event.subscriber_id))).all()
+    assert left == set(recent + active)
+    assert events == []
