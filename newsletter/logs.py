@@ -71,6 +71,6 @@ def configure_logging(config: LoggingConfig) -> None:
     root.addHandler(handler)
     root.setLevel(config.level)
     # Third-party chatter that would drown our events (cssutils warns on mso- properties).
-    for noisy in ("cssutils", "premailer", "aiosmtpd", "mail.log", "apscheduler.executors"):
+    for noisy in ("cssutils", "premailer", "aiosmtpd", "mail.log", "apscheduler.executors", "alembic"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)

@@ -52,6 +52,9 @@ def send(
 ) -> None:
     """Build today's edition now (or continue today's) and deliver it, with a progress bar."""
     settings = load(config)
+    if newsletter is not None and newsletter not in {n.id for n in settings.newsletters}:
+        known = ", ".join(n.id for n in settings.newsletters)
+        fail(f"newsletter: unknown newsletter {newsletter!r} (configured: {known})")
     if dry_run_:
         _dry_run(settings, newsletter, json)
     elif to is not None:

@@ -1,0 +1,64 @@
+"""`newsletter serve` as a process: web, scheduler and worker together; SIGTERM stops it cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from newsletter.config import Settings
+from newsletter.context import AppContext
+from newsletter.database.models import Delivery
+from tests.support.factories import add_articles, add_subscribers
+from tests.support.process import environment_for, start
+from tests.support.smtp import FaultyMailbox, SmtpServer, free_port
+
+pytestmark = pytest.mark.slow
+
+
+async def test_sigterm_during_a_send_finishes_in_flight_and_exits_0(
+    settings: Settings, context: AppContext, tmp_path: Path
+) -> None:
+    await add_articles(context, 3)
+    await add_subscribers(context, 300)
+    port = free_port()
+    sink = FaultyMailbox(delay=0.01)
+    with SmtpServer(sink) as server:
+        env = environment_for(
+            settings,
+            NEWSLETTER_SMTP__PORT=str(server.port),
+            NEWSLETTER_SERVER__PORT=str(port),
+            NEWSLETTER_SCHEDULER__GRACE_HOURS="0",
+        )
+        service = start("serve", cwd=tmp_path, env=env)
+        headers = {"Authorization": f"Bearer {settings.security.admin_token.get_secret_value()}"}
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", headers=headers) as http:
+            async with asyncio.timeout(30):
+                while True:
+                    try:
+                        if (await http.get("/healthz")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        assert service.poll() is None, service.stdout.read() if service.stdout else ""
+                        await asyncio.sleep(0.1)
+            started = await http.post("/api/editions", json={"newsletter": "daily"})
+            assert started.status_code == 202
+        async with asyncio.timeout(60):
+            while sink.count() < 30:
+                await asyncio.sleep(0.02)
+        service.send_signal(signal.SIGTERM)
+        code = service.wait(30)
+        output = service.stdout.read() if service.stdout else ""
+        accepted = sink.count()
+    assert code == 0, output
+    assert "service.stopped" in output
+    async with context.db.session() as session:
+        statuses = Counter((await session.scalars(select(Delivery.status))).all())
+    assert statuses["sending"] == 0
+    assert statuses["sent"] == accepted < 300
+    assert statuses["sent"] + statuses["queued"] == 300

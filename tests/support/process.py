@@ -1,0 +1,47 @@
+"""Running the `newsletter` command as a user would: a subprocess with its own environment."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from newsletter.config import Settings
+
+NEWSLETTER = [sys.executable, "-m", "newsletter"]
+
+
+def environment_for(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment that makes a subprocess use the test's database and SMTP server."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(
+        {
+            "NEWSLETTER_DATABASE__URL": settings.database.url,
+            "NEWSLETTER_SMTP__HOST": settings.smtp.host,
+            "NEWSLETTER_SMTP__PORT": str(settings.smtp.port),
+            "NEWSLETTER_SMTP__TIMEOUT": str(settings.smtp.timeout),
+            "NEWSLETTER_SECURITY__SECRET_KEY": settings.security.secret_key.get_secret_value(),
+            "NEWSLETTER_SECURITY__ADMIN_TOKEN": settings.security.admin_token.get_secret_value(),
+            "NEWSLETTER_DELIVERY__RETRY_BASE_SECONDS": str(settings.delivery.retry_base_seconds),
+            "NEWSLETTER_DELIVERY__RETRY_MAX_SECONDS": str(settings.delivery.retry_max_seconds),
+            "NEWSLETTER_DELIVERY__IDLE_POLL_SECONDS": str(settings.delivery.idle_poll_seconds),
+            "COLUMNS": "200",
+        }
+    )
+    env.update(extra)
+    return env
+
+
+def newsletter(
+    *args: str, cwd: Path, env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*NEWSLETTER, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [*NEWSLETTER, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
