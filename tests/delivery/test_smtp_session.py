@@ -47,7 +47,9 @@ async def test_sends_and_keeps_the_message_intact(smtp_server: SmtpServer) -> No
 
 
 async def test_refused_recipient_is_a_reply_and_the_session_goes_on() -> None:
-    handler = FaultyMailbox(rcpt=lambda address, attempt: "550 5.1.1 no such user" if "bad" in address else None)
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: "550 5.1.1 no such user" if "bad" in address else None
+    )
     with SmtpServer(handler) as server:
         session = SmtpSession(config(server.port))
         await session.open()
@@ -119,7 +121,9 @@ def _self_signed(tmp_path: Path) -> ssl.SSLContext:
     )
     (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
@@ -127,7 +131,9 @@ def _self_signed(tmp_path: Path) -> ssl.SSLContext:
 
 
 async def test_starttls_with_auth(tmp_path: Path) -> None:
-    server = SmtpServer(Mailbox(), tls_context=_self_signed(tmp_path), require_starttls=True, auth={"news": "pw"})
+    server = SmtpServer(
+        Mailbox(), tls_context=_self_signed(tmp_path), require_starttls=True, auth={"news": "pw"}
+    )
     with server:
         session = SmtpSession(
             config(server.port, security="starttls", validate_certs=False, username="news", password="pw")
@@ -140,7 +146,9 @@ async def test_starttls_with_auth(tmp_path: Path) -> None:
 
 
 async def test_wrong_password_is_unavailable(tmp_path: Path) -> None:
-    server = SmtpServer(Mailbox(), tls_context=_self_signed(tmp_path), require_starttls=True, auth={"news": "pw"})
+    server = SmtpServer(
+        Mailbox(), tls_context=_self_signed(tmp_path), require_starttls=True, auth={"news": "pw"}
+    )
     with server:
         session = SmtpSession(
             config(server.port, security="starttls", validate_certs=False, username="news", password="wrong")

@@ -30,7 +30,9 @@ async def test_every_subscriber_gets_the_edition_once(
     stats = await drain(context, editions={edition.id})
     assert stats.sent == 60
     received = smtp_server.handler.messages()
-    assert Counter(r for m in received for r in m.rcpt_tos) == Counter(set((await addresses(context)).values()))
+    assert Counter(r for m in received for r in m.rcpt_tos) == Counter(
+        set((await addresses(context)).values())
+    )
     rows = await deliveries(context, edition.id)
     assert {d.status for d in rows} == {"sent"}
     assert all(d.attempts == 1 and d.last_code == 250 and d.sent_at for d in rows)
@@ -41,7 +43,9 @@ async def test_every_subscriber_gets_the_edition_once(
 
 async def test_temporary_failures_are_retried_until_sent(scenario: Scenario) -> None:
     handler = FaultyMailbox(
-        rcpt=lambda address, attempt: "451 4.7.1 greylisted" if attempt == 1 and every_other(address) else None
+        rcpt=lambda address, attempt: (
+            "451 4.7.1 greylisted" if attempt == 1 and every_other(address) else None
+        )
     )
     async with scenario(handler, 30) as s:
         stats = await drain(s.context, editions={s.edition.id})
@@ -70,32 +74,46 @@ async def test_421_after_data_is_retried(scenario: Scenario) -> None:
 
 async def test_permanent_refusals_fail_at_once_and_mark_bounces(scenario: Scenario) -> None:
     refused = {"reader3@readers.example", "reader7@readers.example"}
-    handler = FaultyMailbox(rcpt=lambda address, attempt: "550 5.1.1 no such mailbox" if address in refused else None)
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: "550 5.1.1 no such mailbox" if address in refused else None
+    )
     async with scenario(handler, 40, delivery={"pause_failure_rate": 0.5}) as s:
         stats = await drain(s.context, editions={s.edition.id})
         rows = await deliveries(s.context, s.edition.id)
         async with s.context.db.session() as session:
-            bounced = (await session.scalars(select(Subscriber.email).where(Subscriber.status == "bounced"))).all()
+            bounced = (
+                await session.scalars(select(Subscriber.email).where(Subscriber.status == "bounced"))
+            ).all()
             events = (await session.scalars(select(Event).where(Event.kind == "bounce"))).all()
     failed = [d for d in rows if d.status == "failed"]
     assert stats.failed == 2 and len(failed) == 2
-    assert all(d.attempts == 1 and d.last_code == 550 and "no such mailbox" in (d.last_reply or "") for d in failed)
+    assert all(
+        d.attempts == 1 and d.last_code == 550 and "no such mailbox" in (d.last_reply or "") for d in failed
+    )
     assert set(bounced) == refused
     assert len(events) == 2
     assert handler.count() == 38
 
 
 async def test_bounce_threshold_counts_hard_bounces(scenario: Scenario) -> None:
-    handler = FaultyMailbox(rcpt=lambda address, attempt: "550 5.1.1 unknown" if address == "reader1@readers.example" else None)
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: "550 5.1.1 unknown" if address == "reader1@readers.example" else None
+    )
     async with scenario(handler, 5, delivery={"bounce_threshold": 2, "pause_failure_rate": 1}) as s:
         await drain(s.context, editions={s.edition.id})
         async with s.context.db.session() as session:
-            first = await session.scalar(select(Subscriber).where(Subscriber.email == "reader1@readers.example"))
+            first = await session.scalar(
+                select(Subscriber).where(Subscriber.email == "reader1@readers.example")
+            )
             assert first is not None and first.status == "active" and first.hard_bounces == 1
 
 
 async def test_gives_up_after_max_attempts(scenario: Scenario) -> None:
-    handler = FaultyMailbox(rcpt=lambda address, attempt: "452 4.2.2 mailbox full" if address == "reader1@readers.example" else None)
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: (
+            "452 4.2.2 mailbox full" if address == "reader1@readers.example" else None
+        )
+    )
     async with scenario(handler, 3, smtp={"max_attempts": 3}, delivery={"pause_failure_rate": 1}) as s:
         await drain(s.context, editions={s.edition.id})
         rows = {d.subscriber_id: d for d in await deliveries(s.context, s.edition.id)}
@@ -164,7 +182,9 @@ async def test_an_edition_pauses_itself_when_too_many_fail_and_resumes(scenario:
     handler = FaultyMailbox(
         rcpt=lambda address, attempt: "550 5.7.1 blocked" if int(address[6:].split("@")[0]) % 5 == 0 else None
     )
-    async with scenario(handler, 100, smtp={"concurrency": 2}, delivery={"pause_window": 40, "batch_size": 10}) as s:
+    async with scenario(
+        handler, 100, smtp={"concurrency": 2}, delivery={"pause_window": 40, "batch_size": 10}
+    ) as s:
         await drain(s.context, editions={s.edition.id})
         paused = await service.report(s.context, s.edition.id)
         assert paused.status == "paused"
@@ -249,11 +269,15 @@ async def test_sigterm_like_stop_releases_unsent_work(scenario: Scenario) -> Non
     assert edition is not None and edition.status == "sending"
 
 
-async def test_ledger_counts_match_the_server(context: AppContext, smtp_server: SmtpServer, edition_for: EditionFactory) -> None:
+async def test_ledger_counts_match_the_server(
+    context: AppContext, smtp_server: SmtpServer, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(25)
     await drain(context, editions={edition.id})
     async with context.db.session() as session:
         sent = await session.scalar(
-            select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id, Delivery.status == "sent")
+            select(func.count())
+            .select_from(Delivery)
+            .where(Delivery.edition_id == edition.id, Delivery.status == "sent")
         )
     assert sent == smtp_server.handler.count() == 25

@@ -54,7 +54,13 @@ async def add_subscribers(
         )
         chosen = canonical_sections(sections)
         links = [
-            {"subscriber_id": i, "newsletter_id": newsletter, "sections": chosen, "created_at": now, "updated_at": now}
+            {
+                "subscriber_id": i,
+                "newsletter_id": newsletter,
+                "sections": chosen,
+                "created_at": now,
+                "updated_at": now,
+            }
             for i in ids
         ]
         for chunk in range(0, len(links), 5000):
