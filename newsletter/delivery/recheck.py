@@ -29,8 +29,9 @@ class Recheck:
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self._since = utcnow() - OVERLAP
-        # Who left since (monotonic time noted), entirely or from one newsletter.
-        self._left: dict[int, float] = {}
+        # Subscribers whose status changed since (their new status, monotonic time noted), and
+        # who left one newsletter.
+        self._changed: dict[int, tuple[str, float]] = {}
         self._left_newsletter: dict[tuple[int, str], float] = {}
         self._newsletters: set[str] = set()
         self._sending: set[int] = set()
@@ -52,10 +53,10 @@ class Recheck:
         """None to send; "released" to hand the item back untried; else why it is skipped."""
         if item.kind == "delivery" and item.edition_id in self._stopped:
             return "released"
-        if not item.eligible or item.email is None:
+        wanted = "active" if item.kind == "delivery" else "pending"
+        changed = self._changed.get(item.subscriber_id)
+        if not item.eligible or item.email is None or (changed is not None and changed[0] != wanted):
             return "no longer subscribed" if item.kind == "delivery" else "no longer pending"
-        if item.subscriber_id in self._left:
-            return "no longer subscribed"
         if item.newsletter_id and (item.subscriber_id, item.newsletter_id) in self._left_newsletter:
             return "unsubscribed from this newsletter"
         return None
@@ -81,18 +82,16 @@ class Recheck:
 
     def _forget_old(self) -> None:
         horizon = time.monotonic() - FORGET_AFTER_SECONDS
-        self._left = {k: t for k, t in self._left.items() if t >= horizon}
+        self._changed = {k: v for k, v in self._changed.items() if v[1] >= horizon}
         self._left_newsletter = {k: t for k, t in self._left_newsletter.items() if t >= horizon}
 
     async def _note_changes(self, conn: AsyncConnection, changed: Sequence[Row[int, str]]) -> None:
         now = time.monotonic()
         active = []
         for subscriber_id, status in changed:
+            self._changed[subscriber_id] = (status, now)
             if status == "active":
                 active.append(subscriber_id)
-                self._left.pop(subscriber_id, None)
-            else:
-                self._left[subscriber_id] = now
         if not active or not self._newsletters:
             return
         rows = await conn.execute(

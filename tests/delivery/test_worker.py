@@ -281,3 +281,23 @@ async def test_ledger_counts_match_the_server(
             .where(Delivery.edition_id == edition.id, Delivery.status == "sent")
         )
     assert sent == smtp_server.handler.count() == 25
+
+
+async def test_a_running_worker_sends_a_new_signups_confirmation(
+    context: AppContext, smtp_server: SmtpServer
+) -> None:
+    stopping = asyncio.Event()
+    work = asyncio.create_task(Worker(context).run(stopping))
+    try:
+        await asyncio.sleep(0)  # let the worker start before the signup happens
+        [subscriber_id] = await add_subscribers(context, 1, status="pending", prefix="newcomer")
+        async with context.db.session() as session:
+            await enqueue_confirmation(session, subscriber_id, "daily")
+            await session.commit()
+        async with asyncio.timeout(20):
+            while smtp_server.handler.count() == 0:
+                await asyncio.sleep(0.02)
+    finally:
+        stopping.set()
+        await work
+    assert smtp_server.handler.recipients() == ["newcomer1@readers.example"]

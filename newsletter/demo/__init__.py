@@ -1,0 +1,1 @@
+"""`newsletter demo`: the whole cycle on built-in defaults, with a capture SMTP server."""

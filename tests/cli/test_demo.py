@@ -1,0 +1,86 @@
+"""`newsletter demo`, the README's first command, end to end in an empty folder."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.process import NEWSLETTER, newsletter, start
+from tests.support.smtp import free_port
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.update(extra)
+    return env
+
+
+def test_demo_sends_a_digest_to_the_outbox_within_a_minute(tmp_path: Path) -> None:
+    started = time.monotonic()
+    result = newsletter("demo", cwd=tmp_path, env=clean_env(), timeout=60)
+    elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert elapsed < 60
+    outbox = tmp_path / "var" / "outbox"
+    emails = sorted(outbox.glob("*.eml"))
+    assert len(emails) == 6
+    for path in emails:
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert message.get_body(("html",)) is not None and message.get_body(("plain",)) is not None
+    digest = (outbox / "digest.html").read_text()
+    assert "London Daily" in digest and "UK and Japan sign military agreement" in digest
+    assert "var/outbox" in result.stdout and "digest.html" in result.stdout
+
+
+def test_demo_twice_starts_afresh_and_reports_json(tmp_path: Path) -> None:
+    assert newsletter("demo", cwd=tmp_path, env=clean_env(), timeout=60).returncode == 0
+    again = newsletter("demo", "--json", cwd=tmp_path, env=clean_env(), timeout=60)
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert report["sent"] == 6 and report["messages_in_outbox"] == 6 and report["articles"] > 40
+    assert len(list((tmp_path / "var" / "outbox").glob("*.eml"))) == 6
+
+
+@pytest.mark.slow
+def test_demo_serve_takes_a_signup_and_mails_the_confirmation(tmp_path: Path) -> None:
+    port = free_port()
+    process = start("demo", "--serve", cwd=tmp_path, env=clean_env(NEWSLETTER_SERVER__PORT=str(port)))
+    outbox = tmp_path / "var" / "outbox"
+    try:
+
+        async def scenario() -> Path:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                async with asyncio.timeout(60):
+                    while True:
+                        try:
+                            if (await http.get("/healthz")).status_code == 200:
+                                break
+                        except httpx.TransportError:
+                            assert process.poll() is None, process.stdout.read() if process.stdout else ""
+                            await asyncio.sleep(0.2)
+                    page = await http.get("/")
+                    assert page.status_code == 200 and "London Daily" in page.text
+                    signup = await http.post("/subscribe", json={"email": "newcomer@readers.example"})
+                    assert signup.status_code == 202
+                    while not list(outbox.glob("*newcomer@readers.example.eml")):
+                        await asyncio.sleep(0.1)
+            return next(outbox.glob("*newcomer@readers.example.eml"))
+
+        confirmation = asyncio.run(scenario())
+        message = email.message_from_bytes(confirmation.read_bytes(), policy=email.policy.default)
+        body = message.get_body(("plain",))
+        assert body is not None and f"http://127.0.0.1:{port}/confirm/" in body.get_content()
+    finally:
+        process.send_signal(signal.SIGINT)
+        assert process.wait(30) == 0
+    assert NEWSLETTER
