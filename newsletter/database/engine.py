@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import (
@@ -83,12 +83,33 @@ def open_database(config: DatabaseConfig) -> Database:
         options.update(pool_size=config.pool_size, max_overflow=config.pool_size * 2)
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine.sync_engine)
     return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def sync_url(url: str) -> str:
+    """The same database through a synchronous driver: pysqlite or psycopg 3."""
+    parsed = make_url(url)
+    driver = "sqlite" if parsed.get_backend_name() == "sqlite" else "postgresql+psycopg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def open_sync_engine(config: DatabaseConfig, *, pool_size: int = 2) -> Engine:
+    """A synchronous engine for work kept off the event loop on a thread of its own
+    (the delivery worker's ledger writes), configured like the async one."""
+    options: dict[str, Any] = {"echo": config.echo, "pool_pre_ping": True}
+    if sqlite_path(config.url) is not None:
+        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+    else:
+        options.update(pool_size=pool_size, max_overflow=0)
+    engine = create_engine(sync_url(config.url), **options)
+    if engine.dialect.name == "sqlite":
+        _configure_sqlite(engine)
+    return engine
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's begin event emit BEGIN itself (pysqlite's own is deferred).
         dbapi_connection.isolation_level = None
@@ -102,7 +123,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
             cursor.execute(f"PRAGMA {pragma}")
         cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         # A writer takes the lock up front, so it waits for busy_timeout instead of
         # failing with "database is locked" when upgrading a read lock mid-transaction.

@@ -1,6 +1,8 @@
 """The delivery ledger: claiming work under a lease, recording outcomes, and what follows from them.
 
-Every statement here is Core SQL over whole batches: no ORM object per recipient.
+Every statement here is Core SQL over whole batches: no ORM object per recipient. The functions
+are synchronous over a `Connection`, so the same code runs on the worker's ledger thread and,
+through `AsyncConnection.run_sync`, from async code.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, case, func, insert, literal, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Connection, Table, bindparam, case, func, insert, literal, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.database.models import (
     Delivery,
@@ -68,8 +70,8 @@ class Result:
 # -- claiming ---------------------------------------------------------------------------------
 
 
-async def claim_deliveries(
-    conn: AsyncConnection,
+def claim_deliveries(
+    conn: Connection,
     edition: tuple[int, str],
     *,
     owner: str,
@@ -89,7 +91,7 @@ async def claim_deliveries(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    claimed = await conn.execute(
+    claimed = conn.execute(
         update(DELIVERIES)
         .where(DELIVERIES.c.id.in_(due.scalar_subquery()))
         .values(
@@ -109,12 +111,12 @@ async def claim_deliveries(
         )
         for row in claimed
     ]
-    await _attach_recipients(conn, items, newsletter_id)
+    _attach_recipients(conn, items, newsletter_id)
     return items
 
 
-async def claim_messages(
-    conn: AsyncConnection, *, owner: str, limit: int, now: datetime, lease: timedelta
+def claim_messages(
+    conn: Connection, *, owner: str, limit: int, now: datetime, lease: timedelta
 ) -> list[WorkItem]:
     """Lease due outbox messages (confirmations), which go ahead of editions."""
     due = (
@@ -123,7 +125,7 @@ async def claim_messages(
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    claimed = await conn.execute(
+    claimed = conn.execute(
         update(MESSAGES)
         .where(MESSAGES.c.id.in_(due.scalar_subquery()))
         .values(
@@ -139,7 +141,7 @@ async def claim_messages(
         for row in claimed
     ]
     if items:
-        rows = await conn.execute(
+        rows = conn.execute(
             select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status).where(
                 SUBSCRIBERS.c.id.in_({item.subscriber_id for item in items})
             )
@@ -152,17 +154,17 @@ async def claim_messages(
     return items
 
 
-async def _attach_recipients(conn: AsyncConnection, items: list[WorkItem], newsletter_id: str) -> None:
+def _attach_recipients(conn: Connection, items: list[WorkItem], newsletter_id: str) -> None:
     if not items:
         return
     ids = {item.subscriber_id for item in items}
-    rows = await conn.execute(
+    rows = conn.execute(
         select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status).where(SUBSCRIBERS.c.id.in_(ids))
     )
     people = {row.id: row for row in rows}
     subscribed = set(
         (
-            await conn.execute(
+            conn.execute(
                 select(SUBSCRIPTIONS.c.subscriber_id).where(
                     SUBSCRIPTIONS.c.newsletter_id == newsletter_id, SUBSCRIPTIONS.c.subscriber_id.in_(ids)
                 )
@@ -180,8 +182,8 @@ async def _attach_recipients(conn: AsyncConnection, items: list[WorkItem], newsl
         )
 
 
-async def active_editions(conn: AsyncConnection) -> list[tuple[int, str]]:
-    rows = await conn.execute(
+def active_editions(conn: Connection) -> list[tuple[int, str]]:
+    rows = conn.execute(
         select(EDITIONS.c.id, EDITIONS.c.newsletter_id)
         .where(EDITIONS.c.status == "sending")
         .order_by(EDITIONS.c.id)
@@ -249,24 +251,22 @@ def _params(result: Result, owner: str, now: datetime) -> dict[str, object]:
     }
 
 
-async def record_results(
-    conn: AsyncConnection, results: Sequence[Result], *, owner: str, now: datetime, bounce_threshold: int
+def record_results(
+    conn: Connection, results: Sequence[Result], *, owner: str, now: datetime, bounce_threshold: int
 ) -> list[int]:
     """Write a group of outcomes in the caller's transaction; return newly bounced subscriber ids."""
     deliveries = [_params(r, owner, now) for r in results if r.item.kind == "delivery"]
     messages = [_params(r, owner, now) for r in results if r.item.kind == "message"]
     if deliveries:
-        await conn.execute(_RECORD_DELIVERY, deliveries)
+        conn.execute(_RECORD_DELIVERY, deliveries)
     if messages:
-        await conn.execute(_RECORD_MESSAGE, messages)
+        conn.execute(_RECORD_MESSAGE, messages)
     bounces = [r for r in results if r.hard_bounce]
-    return await _record_bounces(conn, bounces, now, bounce_threshold) if bounces else []
+    return _record_bounces(conn, bounces, now, bounce_threshold) if bounces else []
 
 
-async def _record_bounces(
-    conn: AsyncConnection, bounces: Sequence[Result], now: datetime, threshold: int
-) -> list[int]:
-    await conn.execute(
+def _record_bounces(conn: Connection, bounces: Sequence[Result], now: datetime, threshold: int) -> list[int]:
+    conn.execute(
         insert(EVENTS),
         [
             {
@@ -282,7 +282,7 @@ async def _record_bounces(
     ids = sorted({r.item.subscriber_id for r in bounces})
     newly_bounced = list(
         (
-            await conn.execute(
+            conn.execute(
                 select(SUBSCRIBERS.c.id).where(
                     SUBSCRIBERS.c.id.in_(ids),
                     SUBSCRIBERS.c.status == "active",
@@ -291,7 +291,7 @@ async def _record_bounces(
             )
         ).scalars()
     )
-    await conn.execute(
+    conn.execute(
         update(SUBSCRIBERS)
         .where(SUBSCRIBERS.c.id.in_(ids))
         .values(
@@ -303,34 +303,34 @@ async def _record_bounces(
         )
     )
     for subscriber_id in newly_bounced:
-        await _skip_pending(conn, subscriber_id, None, "bounced", now)
+        _skip_pending(conn, subscriber_id, None, "bounced", now)
     return newly_bounced
 
 
 # -- leases -----------------------------------------------------------------------------------
 
 
-async def renew_leases(conn: AsyncConnection, *, owner: str, until: datetime) -> None:
+def renew_leases(conn: Connection, *, owner: str, until: datetime) -> None:
     for table in (DELIVERIES, MESSAGES):
-        await conn.execute(
+        conn.execute(
             update(table)
             .where(table.c.status == "sending", table.c.lease_owner == owner)
             .values(lease_expires_at=until)
         )
 
 
-async def requeue_expired(conn: AsyncConnection, *, now: datetime) -> int:
+def requeue_expired(conn: Connection, *, now: datetime) -> int:
     """Hand back rows whose worker stopped renewing its lease (crashed, killed, cut off)."""
-    return await requeue_where(conn, now=now, expired_before=now)
+    return requeue_where(conn, now=now, expired_before=now)
 
 
-async def requeue_owners(conn: AsyncConnection, owners: Sequence[str], *, now: datetime) -> int:
+def requeue_owners(conn: Connection, owners: Sequence[str], *, now: datetime) -> int:
     """Hand back rows leased by workers known to be dead (same host, process gone)."""
-    return await requeue_where(conn, now=now, owners=owners) if owners else 0
+    return requeue_where(conn, now=now, owners=owners) if owners else 0
 
 
-async def requeue_where(
-    conn: AsyncConnection,
+def requeue_where(
+    conn: Connection,
     *,
     now: datetime,
     expired_before: datetime | None = None,
@@ -343,7 +343,7 @@ async def requeue_where(
             condition = condition & (table.c.lease_expires_at < expired_before)
         if owners:
             condition = condition & table.c.lease_owner.in_(list(owners))
-        result = await conn.execute(
+        result = conn.execute(
             update(table)
             .where(condition)
             .values(status="retry", next_attempt_at=now, lease_owner=None, lease_expires_at=None)
@@ -352,10 +352,10 @@ async def requeue_where(
     return total
 
 
-async def lease_owners(conn: AsyncConnection) -> list[str]:
+def lease_owners(conn: Connection) -> list[str]:
     owners: set[str] = set()
     for table in (DELIVERIES, MESSAGES):
-        rows = await conn.execute(
+        rows = conn.execute(
             select(table.c.lease_owner)
             .where(table.c.status == "sending", table.c.lease_owner.is_not(None))
             .distinct()
@@ -367,8 +367,8 @@ async def lease_owners(conn: AsyncConnection) -> list[str]:
 # -- editions ---------------------------------------------------------------------------------
 
 
-async def edition_counts(conn: AsyncConnection, edition_id: int) -> dict[str, int]:
-    rows = await conn.execute(
+def edition_counts(conn: Connection, edition_id: int) -> dict[str, int]:
+    rows = conn.execute(
         select(DELIVERIES.c.status, func.count())
         .where(DELIVERIES.c.edition_id == edition_id)
         .group_by(DELIVERIES.c.status)
@@ -378,16 +378,16 @@ async def edition_counts(conn: AsyncConnection, edition_id: int) -> dict[str, in
     return counts
 
 
-async def finish_if_done(conn: AsyncConnection, edition_id: int, *, now: datetime) -> bool:
+def finish_if_done(conn: Connection, edition_id: int, *, now: datetime) -> bool:
     """Mark a sending edition done when none of its deliveries is left to send."""
-    left = await conn.scalar(
+    left = conn.scalar(
         select(DELIVERIES.c.id)
         .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status.in_(UNFINISHED))
         .limit(1)
     )
     if left is not None:
         return False
-    result = await conn.execute(
+    result = conn.execute(
         update(EDITIONS)
         .where(EDITIONS.c.id == edition_id, EDITIONS.c.status == "sending")
         .values(status="done", finished_at=now)
@@ -395,15 +395,15 @@ async def finish_if_done(conn: AsyncConnection, edition_id: int, *, now: datetim
     return bool(getattr(result, "rowcount", 0))
 
 
-async def pause_if_failing(
-    conn: AsyncConnection, edition_id: int, *, rate: float, window: int, now: datetime
+def pause_if_failing(
+    conn: Connection, edition_id: int, *, rate: float, window: int, now: datetime
 ) -> str | None:
     """Pause an edition whose permanent failures pass `rate` of its first `window` attempts.
 
     Returns the reason when it paused it. Only looks while the edition is within its window.
     """
     edition = (
-        await conn.execute(
+        conn.execute(
             select(EDITIONS.c.status, EDITIONS.c.auto_pause, EDITIONS.c.total).where(
                 EDITIONS.c.id == edition_id
             )
@@ -411,7 +411,7 @@ async def pause_if_failing(
     ).one_or_none()
     if edition is None or edition.status != "sending" or not edition.auto_pause:
         return None
-    rows = await conn.execute(
+    rows = conn.execute(
         select(DELIVERIES.c.status, func.count())
         .where(DELIVERIES.c.edition_id == edition_id, DELIVERIES.c.status.in_(("sent", "failed")))
         .group_by(DELIVERIES.c.status)
@@ -426,7 +426,7 @@ async def pause_if_failing(
         f"paused automatically: {failed} of the first {attempted} attempts failed permanently "
         f"(more than {rate:.0%}); check the SMTP replies, then `newsletter editions resume {edition_id}`"
     )
-    await conn.execute(
+    conn.execute(
         update(EDITIONS)
         .where(EDITIONS.c.id == edition_id, EDITIONS.c.status == "sending")
         .values(status="paused", pause_reason=reason)
@@ -450,12 +450,14 @@ async def skip_pending_for(
     Rows already claimed by a worker ('sending') are caught by the worker's own re-check
     just before each SMTP transaction. Returns how many rows were skipped.
     """
-    conn = await session.connection()
-    return await _skip_pending(conn, subscriber_id, newsletter_id, reason, now or utcnow())
+    moment = now or utcnow()
+    return await session.run_sync(
+        lambda sync: _skip_pending(sync.connection(), subscriber_id, newsletter_id, reason, moment)
+    )
 
 
-async def _skip_pending(
-    conn: AsyncConnection, subscriber_id: int, newsletter_id: str | None, reason: str, now: datetime
+def _skip_pending(
+    conn: Connection, subscriber_id: int, newsletter_id: str | None, reason: str, now: datetime
 ) -> int:
     query = (
         update(DELIVERIES)
@@ -465,9 +467,9 @@ async def _skip_pending(
     if newsletter_id is not None:
         editions = select(EDITIONS.c.id).where(EDITIONS.c.newsletter_id == newsletter_id)
         query = query.where(DELIVERIES.c.edition_id.in_(editions.scalar_subquery()))
-    result = await conn.execute(query)
+    result = conn.execute(query)
     if newsletter_id is None:
-        await conn.execute(
+        conn.execute(
             update(MESSAGES)
             .where(MESSAGES.c.subscriber_id == subscriber_id, MESSAGES.c.status.in_(PENDING))
             .values(status="skipped", last_reply=reason)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from newsletter.context import AppContext
 from newsletter.database.models import utcnow
 from newsletter.delivery import ledger
 from newsletter.delivery.ledger import Result
+from newsletter.delivery.writer import LedgerWriter
 from newsletter.logs import get_logger
 
 log = get_logger(__name__)
@@ -29,6 +29,7 @@ class Recorder:
         self._pending: list[tuple[Result, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closing = False
+        self.writer = LedgerWriter(context.settings.database)
 
     async def submit(self, result: Result) -> None:
         """Queue an outcome and wait until it is committed."""
@@ -50,7 +51,7 @@ class Recorder:
             self._wake.clear()
             if not self._pending:
                 if self._closing:
-                    return
+                    break
                 continue
             group, self._pending = self._pending, []
             await self._commit([result for result, _ in group])
@@ -58,7 +59,8 @@ class Recorder:
                 if not done.done():
                     done.set_result(None)
             if self._closing and not self._pending:
-                return
+                break
+        await self.writer.close()
 
     def close(self) -> None:
         self._closing = True
@@ -80,18 +82,15 @@ class Recorder:
             await self.after_commit({e for e in failing if e is not None})
 
     async def _write(self, results: list[Result]) -> None:
-        settings = self.context.settings
-        async with self.context.db.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Worker crashes lose nothing committed this way; only a database server crash could
-                # forget the last moments of outcomes, and those messages would be sent again.
-                await conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
-            bounced = await ledger.record_results(
-                conn,
-                results,
-                owner=self.owner,
-                now=utcnow(),
-                bounce_threshold=settings.delivery.bounce_threshold,
-            )
+        threshold = self.context.settings.delivery.bounce_threshold
+        now = utcnow()
+        # Worker crashes lose nothing committed with relaxed durability; only a PostgreSQL server
+        # crash could forget the last moments of outcomes, and those messages would go again.
+        bounced = await self.writer.transaction(
+            lambda conn: ledger.record_results(
+                conn, results, owner=self.owner, now=now, bounce_threshold=threshold
+            ),
+            relaxed_durability=True,
+        )
         if bounced:
             log.info("subscribers.bounced", subscribers=len(bounced))

@@ -1,18 +1,23 @@
-"""One SMTP connection: aiosmtplib connects, negotiates TLS and authenticates; transactions go
-through its protocol with bytes that are already CRLF-terminated, so no per-message regex pass."""
+"""One SMTP connection. aiosmtplib connects, negotiates TLS and authenticates; then the session
+takes the connection over to run message transactions itself, pipelining MAIL, RCPT and DATA
+(RFC 2920) when the server offers it: two round trips per message instead of four, and bytes
+that are already CRLF-terminated go out with no per-message regex pass."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
 import ssl
+from collections import deque
 from dataclasses import dataclass
 
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
 
 from newsletter.config import SmtpConfig
 from newsletter.errors import NewsletterError
+
+# Replies longer than this are a protocol violation (RFC 5321 allows 512 octets a line).
+MAX_REPLY_BYTES = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -45,18 +50,87 @@ def dot_stuff(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+class _Replies(asyncio.Protocol):
+    """Reads the server's replies in order; each command written first asks for a future."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self._buffer = bytearray()
+        self._waiting: deque[asyncio.Future[tuple[int, str]]] = deque()
+        self._lost: Exception | None = None
+
+    def expect(self, count: int) -> list[asyncio.Future[tuple[int, str]]]:
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in range(count)]
+        if self._lost is not None:
+            for future in futures:
+                future.set_exception(self._lost)
+        else:
+            self._waiting.extend(futures)
+        return futures
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > MAX_REPLY_BYTES:
+            self._fail(SmtpConnectionLost("reply too long"))
+            self.transport.abort()
+            return
+        while self._waiting:
+            reply = self._take_reply()
+            if reply is None:
+                return
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_result(reply)
+
+    def _take_reply(self) -> tuple[int, str] | None:
+        lines: list[str] = []
+        offset = 0
+        while True:
+            end = self._buffer.find(b"\n", offset)
+            if end < 0:
+                return None
+            line = bytes(self._buffer[offset : end + 1]).rstrip(b"\r\n")
+            offset = end + 1
+            if len(line) < 3 or not line[:3].isdigit():
+                self._fail(SmtpConnectionLost(f"malformed reply: {line[:80]!r}"))
+                self.transport.abort()
+                return None
+            lines.append(line[4:].decode("utf-8", "replace"))
+            if line[3:4] != b"-":
+                del self._buffer[:offset]
+                return int(line[:3]), "\n".join(lines).strip()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        reason = f"connection lost: {exc}" if exc else "connection closed by the server"
+        self._fail(SmtpConnectionLost(reason))
+
+    def eof_received(self) -> bool:
+        self._fail(SmtpConnectionLost("connection closed by the server"))
+        return False
+
+    def _fail(self, error: Exception) -> None:
+        self._lost = self._lost or error
+        while self._waiting:
+            future = self._waiting.popleft()
+            if not future.done():
+                future.set_exception(self._lost)
+
+
 class SmtpSession:
     """A persistent connection, reused for many messages until it breaks or has sent its share."""
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
         self.sent_on_connection = 0
-        self._client: aiosmtplib.SMTP | None = None
+        self.supports_smtputf8 = False
+        self.pipelining = False
+        self._replies: _Replies | None = None
         self._sender = config.from_address.encode()
 
     @property
     def connected(self) -> bool:
-        return self._client is not None and self._client.is_connected
+        return self._replies is not None and not self._replies.transport.is_closing()
 
     async def open(self) -> None:
         config = self.config
@@ -78,7 +152,13 @@ class SmtpSession:
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
             raise SmtpUnavailable(_describe(exc)) from None
-        self._client = client
+        transport = client.transport
+        assert isinstance(transport, asyncio.Transport)
+        self.supports_smtputf8 = client.supports_extension("smtputf8")
+        self.pipelining = client.supports_extension("pipelining")
+        # From here on this session speaks on the connection; aiosmtplib's protocol hears nothing.
+        self._replies = _Replies(transport)
+        transport.set_protocol(self._replies)
         self.sent_on_connection = 0
 
     @staticmethod
@@ -88,87 +168,105 @@ class SmtpSession:
         except aiosmtplib.SMTPHeloError:
             await client.helo()
 
-    @property
-    def supports_smtputf8(self) -> bool:
-        return self._client is not None and self._client.supports_extension("smtputf8")
-
     def due_for_reconnect(self) -> bool:
         return self.sent_on_connection >= self.config.messages_per_connection
 
     async def send(self, recipient: str, data: bytes, *, smtputf8: bool = False) -> SmtpReply:
         """One transaction. Refusals come back as replies; a broken connection raises
         SmtpConnectionLost (and the session must be reopened)."""
-        protocol = self._protocol()
-        timeout = self.config.timeout
+        mail_from = b"MAIL FROM:<" + self._sender + b">" + (b" SMTPUTF8" if smtputf8 else b"") + b"\r\n"
+        rcpt_to = b"RCPT TO:<" + _address(recipient) + b">\r\n"
         try:
-            async with asyncio.timeout(timeout * 2):
-                reply = await self._transaction(protocol, recipient, data, smtputf8, timeout)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
+            async with asyncio.timeout(self.config.timeout):
+                reply = await self._transaction(mail_from, rcpt_to, data)
+        except (TimeoutError, SmtpConnectionLost, OSError) as exc:
             self.abort()
             raise SmtpConnectionLost(_describe(exc)) from None
+        self.sent_on_connection += 1
         if reply.code == 421:
             # The server is closing the connection (RFC 5321 §3.8).
             self.abort()
         elif reply.stage != "body" or reply.code >= 400:
-            await self._reset(protocol)
-        self.sent_on_connection += 1
+            await self._reset()
         return reply
 
-    async def _transaction(
-        self,
-        protocol: SMTPProtocol,
-        recipient: str,
-        data: bytes,
-        smtputf8: bool,
-        timeout: float,  # noqa: ASYNC109
-    ) -> SmtpReply:
-        mail_from = b"FROM:<" + self._sender + b">" + (b" SMTPUTF8" if smtputf8 else b"")
-        reply = await protocol.execute_command(b"MAIL", mail_from, timeout=timeout)
-        if reply.code != 250:
-            return SmtpReply(reply.code, reply.message, "mail")
-        rcpt_to = b"TO:<" + recipient.encode("utf-8") + b">"
-        reply = await protocol.execute_command(b"RCPT", rcpt_to, timeout=timeout)
-        if reply.code not in (250, 251):
-            return SmtpReply(reply.code, reply.message, "rcpt")
-        reply = await protocol.execute_command(b"DATA", timeout=timeout)
-        if reply.code != 354:
-            return SmtpReply(reply.code, reply.message, "data")
-        protocol.write(dot_stuff(data))
-        reply = await protocol.read_response(timeout=timeout)
-        return SmtpReply(reply.code, reply.message, "body")
+    async def _transaction(self, mail_from: bytes, rcpt_to: bytes, data: bytes) -> SmtpReply:
+        replies = self._live()
+        if self.pipelining:
+            mail, rcpt, start = replies.expect(3)
+            replies.transport.write(mail_from + rcpt_to + b"DATA\r\n")
+            steps = ((mail, "mail", (250,)), (rcpt, "rcpt", (250, 251)), (start, "data", (354,)))
+            for future, stage, wanted in steps:
+                code, text = await future
+                if code not in wanted:
+                    # The later pipelined replies are still awaited so they are not left unread.
+                    await asyncio.gather(*(f for f, _, _ in steps), return_exceptions=True)
+                    return SmtpReply(code, text, stage)
+        else:
+            for command, stage, wanted in (
+                (mail_from, "mail", (250,)),
+                (rcpt_to, "rcpt", (250, 251)),
+                (b"DATA\r\n", "data", (354,)),
+            ):
+                [future] = replies.expect(1)
+                replies.transport.write(command)
+                code, text = await future
+                if code not in wanted:
+                    return SmtpReply(code, text, stage)
+        [final] = replies.expect(1)
+        replies.transport.write(dot_stuff(data))
+        code, text = await final
+        return SmtpReply(code, text, "body")
 
-    async def _reset(self, protocol: SMTPProtocol) -> None:
+    async def _reset(self) -> None:
         try:
-            reply = await protocol.execute_command(b"RSET", timeout=self.config.timeout)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            replies = self._live()
+            [future] = replies.expect(1)
+            replies.transport.write(b"RSET\r\n")
+            async with asyncio.timeout(self.config.timeout):
+                code, _ = await future
+        except (TimeoutError, SmtpConnectionLost, OSError):
             self.abort()
             return
-        if reply.code != 250:
+        if code != 250:
             self.abort()
 
-    def _protocol(self) -> SMTPProtocol:
-        if self._client is None or not self._client.is_connected or self._client.protocol is None:
+    def _live(self) -> _Replies:
+        if self._replies is None or self._replies.transport.is_closing():
             raise SmtpConnectionLost("not connected")
-        return self._client.protocol
+        return self._replies
 
     async def close(self) -> None:
         """QUIT politely; never raises."""
-        client, self._client = self._client, None
-        if client is None:
+        if not self.connected:
+            self.abort()
             return
         try:
-            if client.is_connected:
-                await client.quit(timeout=min(self.config.timeout, 5))
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
-            client.close()
+            replies = self._live()
+            [future] = replies.expect(1)
+            replies.transport.write(b"QUIT\r\n")
+            async with asyncio.timeout(min(self.config.timeout, 5)):
+                await future
+        except (TimeoutError, SmtpConnectionLost, OSError):
+            pass
+        self.abort()
 
     def abort(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        replies, self._replies = self._replies, None
+        if replies is not None:
+            replies.transport.close()
+
+
+def _address(recipient: str) -> bytes:
+    encoded = recipient.encode("utf-8")
+    if any(byte < 0x21 or byte in (0x3C, 0x3E, 0x7F) for byte in encoded):
+        raise ValueError("the address contains a control character, a space or angle brackets")
+    return encoded
 
 
 def _describe(exc: BaseException) -> str:
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         return f"{exc.code} {exc.message}"
+    if isinstance(exc, TimeoutError):
+        return "timed out"
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

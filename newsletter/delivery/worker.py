@@ -81,6 +81,7 @@ class Worker:
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._wake_claimer = asyncio.Event()
+        self._exhausted = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -125,14 +126,17 @@ class Worker:
     # -- claiming ------------------------------------------------------------------------------
 
     async def _claim_loop(self, stopping: asyncio.Event, finished: asyncio.Event) -> None:
+        """Keep the local queue fed: claim a batch when it runs low; when nothing is claimable,
+        poll every `idle_poll_seconds` (or when the senders go idle) rather than on every message."""
         idle_poll = self.settings.delivery.idle_poll_seconds
         while not stopping.is_set():
-            if self.queue.qsize() >= self.batch:
+            if self.queue.qsize() > self.batch // 2:
                 await self._wait(stopping, self._wake_claimer, idle_poll)
                 continue
-            claimed = await self._claim(self.batch)
+            claimed = await self._claim(min(self.batch, self.queue.maxsize - self.queue.qsize()))
             for item in claimed:
                 self.queue.put_nowait(item)
+            self._exhausted = not claimed
             if claimed:
                 continue
             if self.exit_when_idle and await self._nothing_left():
@@ -141,17 +145,24 @@ class Worker:
         # Tell the senders no more work is coming.
         finished.set()
 
+    def _wake_claimer_if_useful(self) -> None:
+        """After a message: the queue ran low (and the last claim found work), or all is idle."""
+        low = self.queue.qsize() <= self.batch // 2 and not self._exhausted
+        idle = self.queue.empty() and self._in_flight == 0
+        if low or idle:
+            self._wake_claimer.set()
+
     async def _claim(self, limit: int) -> list[WorkItem]:
         now = utcnow()
         try:
             async with self.context.db.engine.begin() as conn:
-                items = await ledger.claim_messages(
-                    conn, owner=self.owner, limit=limit, now=now, lease=self.lease
+                items = await conn.run_sync(
+                    ledger.claim_messages, owner=self.owner, limit=limit, now=now, lease=self.lease
                 )
                 if len(items) < limit:
                     for edition in await self._editions(conn):
-                        items += await ledger.claim_deliveries(
-                            conn,
+                        items += await conn.run_sync(
+                            ledger.claim_deliveries,
                             edition,
                             owner=self.owner,
                             limit=limit - len(items),
@@ -169,7 +180,7 @@ class Worker:
         return items
 
     async def _editions(self, conn: AsyncConnection) -> list[tuple[int, str]]:
-        editions = await ledger.active_editions(conn)
+        editions = await conn.run_sync(ledger.active_editions)
         if self.only_editions is not None:
             editions = [e for e in editions if e[0] in self.only_editions]
         self.recheck.editions_sending({e[0] for e in editions})
@@ -177,7 +188,7 @@ class Worker:
 
     async def _finish_editions(self, conn: AsyncConnection, now: datetime) -> None:
         for edition_id in self.recheck.sending_editions():
-            if await ledger.finish_if_done(conn, edition_id, now=now):
+            if await conn.run_sync(ledger.finish_if_done, edition_id, now=now):
                 log.info("edition.done", edition=edition_id)
 
     async def _nothing_left(self) -> bool:
@@ -224,8 +235,7 @@ class Worker:
                 finally:
                     self._in_flight -= 1
                     metrics.IN_FLIGHT.dec()
-                if self.queue.qsize() < self.batch:
-                    self._wake_claimer.set()
+                self._wake_claimer_if_useful()
         finally:
             await session.close()
 
@@ -325,11 +335,13 @@ class Worker:
                 if now - last_renew >= renew_every:
                     last_renew = now
                     async with self.context.db.engine.begin() as conn:
-                        await ledger.renew_leases(conn, owner=self.owner, until=utcnow() + self.lease)
+                        await conn.run_sync(
+                            ledger.renew_leases, owner=self.owner, until=utcnow() + self.lease
+                        )
                 if now - last_sweep >= sweep_every:
                     last_sweep = now
                     async with self.context.db.engine.begin() as conn:
-                        if await ledger.requeue_expired(conn, now=utcnow()):
+                        if await conn.run_sync(ledger.requeue_expired, now=utcnow()):
                             self._wake_claimer.set()
             except (OperationalError, DBAPIError, OSError) as exc:
                 log.warning("worker.housekeeping_failed", error=str(exc).splitlines()[0])
@@ -338,16 +350,16 @@ class Worker:
         """Leases of workers on this host whose process is gone come back at once."""
         host = socket.gethostname()
         async with self.context.db.engine.begin() as conn:
-            dead = [o for o in await ledger.lease_owners(conn) if _dead_local_owner(o, host)]
-            if dead and (count := await ledger.requeue_owners(conn, dead, now=utcnow())):
+            dead = [o for o in await conn.run_sync(ledger.lease_owners) if _dead_local_owner(o, host)]
+            if dead and (count := await conn.run_sync(ledger.requeue_owners, dead, now=utcnow())):
                 log.info("worker.reclaimed", rows=count, owners=len(dead))
 
     async def _after_failures(self, editions: set[int]) -> None:
         delivery = self.settings.delivery
         async with self.context.db.engine.begin() as conn:
             for edition_id in editions:
-                reason = await ledger.pause_if_failing(
-                    conn,
+                reason = await conn.run_sync(
+                    ledger.pause_if_failing,
                     edition_id,
                     rate=delivery.pause_failure_rate,
                     window=delivery.pause_window,

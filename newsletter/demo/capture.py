@@ -21,7 +21,8 @@ class OutboxHandler:
         folder.mkdir(parents=True, exist_ok=True)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        data = bytes(envelope.content or b"")
+        content = envelope.content or b""
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
         for recipient in envelope.rcpt_tos:
             path = self.folder / f"{len(self.saved) + 1:05d}-{_safe(recipient)}.eml"
             self.saved.append(path)

@@ -88,7 +88,7 @@ async def report(context: AppContext, edition_id: int) -> EditionReport:
         if edition is None:
             raise NotFound(f"edition {edition_id}")
         conn = await session.connection()
-        counts = await ledger.edition_counts(conn, edition_id)
+        counts = await conn.run_sync(ledger.edition_counts, edition_id)
     return _report(edition, counts)
 
 
@@ -113,7 +113,7 @@ async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionR
     async with context.db.session() as session:
         editions = (await session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit))).all()
         conn = await session.connection()
-        return [_report(e, await ledger.edition_counts(conn, e.id)) for e in editions]
+        return [_report(e, await conn.run_sync(ledger.edition_counts, e.id)) for e in editions]
 
 
 async def resume(context: AppContext, edition_id: int) -> EditionReport:

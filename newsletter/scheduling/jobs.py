@@ -61,7 +61,7 @@ async def sweep(context: AppContext) -> None:
     """Hand back expired leases and finish editions whose builder died."""
     now = utcnow()
     async with context.db.engine.begin() as conn:
-        requeued = await ledger.requeue_expired(conn, now=now)
+        requeued = await conn.run_sync(ledger.requeue_expired, now=now)
     if requeued:
         log.info("leases.requeued", rows=requeued)
     async with context.db.session() as session:

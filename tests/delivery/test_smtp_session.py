@@ -179,3 +179,38 @@ async def test_untrusted_certificate_is_refused_when_validating(tmp_path: Path) 
         session = SmtpSession(config(server.port, security="tls", validate_certs=True))
         with pytest.raises(SmtpUnavailable):
             await session.open()
+
+
+async def test_without_pipelining_commands_go_one_by_one() -> None:
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: "550 5.1.1 unknown" if address.startswith("bad") else None,
+        pipelining=False,
+    )
+    with SmtpServer(handler) as server:
+        session = SmtpSession(config(server.port))
+        await session.open()
+        assert not session.pipelining
+        refused = await session.send("bad@readers.example", MESSAGE)
+        accepted = await session.send("good@readers.example", MESSAGE)
+        await session.close()
+    assert (refused.code, refused.stage) == (550, "rcpt")
+    assert (accepted.code, accepted.stage) == (250, "body")
+    assert handler.recipients() == ["good@readers.example"]
+
+
+async def test_pipelined_refusal_leaves_the_session_usable() -> None:
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: "550 5.1.1 unknown" if address.startswith("bad") else None
+    )
+    with SmtpServer(handler) as server:
+        session = SmtpSession(config(server.port))
+        await session.open()
+        assert session.pipelining
+        refused = await session.send("bad@readers.example", MESSAGE)
+        with pytest.raises(ValueError):
+            await session.send("space in@readers.example", MESSAGE)
+        accepted = await session.send("good@readers.example", MESSAGE)
+        await session.close()
+    assert (refused.code, refused.stage) == (550, "rcpt")
+    assert (accepted.code, accepted.stage) == (250, "body")
+    assert handler.recipients() == ["good@readers.example"]
