@@ -77,19 +77,21 @@ async def _send(settings: Settings, newsletter: str | None, *, new: bool, quiet:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
         worker = Worker(context, editions={edition.id}, exit_when_idle=True)
+        before = await service.report(context, edition.id)
         work = asyncio.create_task(worker.run(stopping))
         try:
             if quiet:
                 await work
             else:
-                await _watch(context, edition.id, work)
+                await _watch(before, worker, work)
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
         return await service.report(context, edition.id)
 
 
-async def _watch(context: AppContext, edition_id: int, work: asyncio.Task[object]) -> None:
+async def _watch(before: EditionReport, worker: Worker, work: asyncio.Task[object]) -> None:
+    """Progress from the worker's own counts (no query per refresh: editions can be huge)."""
     columns = (
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -98,28 +100,26 @@ async def _watch(context: AppContext, edition_id: int, work: asyncio.Task[object
         TextColumn("{task.fields[rate]} msg/s · ETA {task.fields[eta]}"),
         TimeElapsedColumn(),
     )
+    counts = before.counts
+    done_before = counts["sent"] + counts["failed"] + counts["skipped"]
     started = time.monotonic()
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(
-            f"edition {edition_id}", total=None, sent=0, retry=0, failed=0, rate=0, eta="-"
+            f"edition {before.id}", total=before.total or 1, sent=0, retry=0, failed=0, rate=0, eta="-"
         )
         while True:
-            current = await service.report(context, edition_id)
-            counts = current.counts
-            finished = counts["sent"] + counts["failed"] + counts["skipped"]
-            elapsed = max(time.monotonic() - started, 1e-3)
-            rate = counts["sent"] / elapsed
-            left = current.total - finished
-            eta = f"{left / rate:.0f}s" if rate > 0 and left > 0 else "-"
+            stats = worker.stats
+            finished = done_before + stats.sent + stats.failed + stats.skipped
+            rate = stats.sent / max(time.monotonic() - started, 1e-3)
+            left = before.total - finished
             progress.update(
                 task,
-                total=current.total or 1,
-                completed=finished,
-                sent=counts["sent"],
-                retry=counts["retry"],
-                failed=counts["failed"],
+                completed=min(finished, before.total),
+                sent=counts["sent"] + stats.sent,
+                retry=stats.retried,
+                failed=counts["failed"] + stats.failed,
                 rate=f"{rate:.0f}",
-                eta=eta,
+                eta=f"{left / rate:.0f}s" if rate > 0 and left > 0 else "-",
             )
             if work.done():
                 await work
