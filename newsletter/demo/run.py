@@ -83,7 +83,13 @@ def demo_settings(base: Settings, paths: DemoPaths, smtp_port: int) -> Settings:
     updates: dict[str, object] = {
         "database": base.database.model_copy(update={"url": f"sqlite:///{paths.database}"}),
         "smtp": base.smtp.model_copy(
-            update={"host": "127.0.0.1", "port": smtp_port, "security": "none", "username": "", "rate_limit": 0}
+            update={
+                "host": "127.0.0.1",
+                "port": smtp_port,
+                "security": "none",
+                "username": "",
+                "rate_limit": 0,
+            }
         ),
         "site": base.site.model_copy(
             update={
