@@ -11,6 +11,9 @@ STAMP := $(VENV)/.installed-stamp
 PG_URL := $(shell command -v pg_isready >/dev/null 2>&1 && pg_isready -q -h 127.0.0.1 -p 5432 && echo postgresql+psycopg://postgres@127.0.0.1:5432/test)
 export NEWSLETTER_TEST_POSTGRES_URL ?= $(PG_URL)
 
+# Subprocess-heavy tests start `newsletter` many times: let Python keep its bytecode caches.
+unexport PYTHONDONTWRITEBYTECODE
+
 .PHONY: demo serve test test-fast lint bench bench-quick system-deps clean
 
 $(STAMP): pyproject.toml

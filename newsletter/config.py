@@ -104,6 +104,8 @@ class ServerConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    # The admin API takes lists of articles and subscribers: a larger limit behind its token.
+    max_api_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Proxies whose X-Forwarded-For is believed (comma-separated IPs, or "*").
     forwarded_allow_ips: str = "127.0.0.1"
     # The parts `newsletter serve` runs in its one process.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from tests.support.database import (
     sqlite_copy,
     truncate_postgres,
 )
+from tests.support.editions import EditionFactory, Scenario, scenario_factory
+from tests.support.factories import add_articles, add_subscribers
 from tests.support.smtp import Mailbox, SmtpServer
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -28,6 +31,9 @@ SECRET_KEY = "test-secret-key-0123456789abcdef"
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    # The SMTP servers run on threads of the test process: hand the GIL over quickly, or each
+    # request and reply between them and the client waits out the default 5 ms switch interval.
+    sys.setswitchinterval(0.0002)
     # The suite must not pick up an operator's configuration from the environment.
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_") and name != POSTGRES_ENV:
@@ -119,3 +125,21 @@ async def client(settings: Settings, context: AppContext) -> AsyncIterator[httpx
 @pytest.fixture
 def admin_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@pytest.fixture
+def scenario(make_settings: SettingsFactory) -> Scenario:
+    return scenario_factory(make_settings)
+
+
+@pytest.fixture
+def edition_for(context: AppContext) -> EditionFactory:
+    """`await edition_for(50)`: articles, 50 subscribers and today's edition, enqueued."""
+    from newsletter.editions.service import start_edition
+
+    async def make(subscribers: int, *, articles: int = 6, **subscriber_options: Any) -> Any:
+        await add_articles(context, articles)
+        await add_subscribers(context, subscribers, **subscriber_options)
+        return await start_edition(context, "daily")
+
+    return make

@@ -13,7 +13,8 @@ from newsletter.cli.common import ConfigOption, JsonOption, console, load, print
 from newsletter.cli.serve import scheduler_part, worker_part
 from newsletter.context import AppContext
 from newsletter.demo.capture import CaptureServer
-from newsletter.demo.run import DemoResult, demo as run_demo, summary
+from newsletter.demo.run import DemoResult, summary
+from newsletter.demo.run import demo as run_demo
 from newsletter.service import run_parts, web_part
 from newsletter.web import create_app
 

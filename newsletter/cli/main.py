@@ -7,7 +7,10 @@ from typing import Annotated
 import typer
 
 from newsletter import __version__
-from newsletter.cli import configcmd, db, serve
+from newsletter.cli import articles as articles_cmd
+from newsletter.cli import configcmd, db, demo, editions, serve
+from newsletter.cli import preview as preview_cmd
+from newsletter.cli import subscribers as subscribers_cmd
 
 app = typer.Typer(
     name="newsletter",
@@ -18,7 +21,16 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(configcmd.app, name="config")
+app.command(name="ingest")(articles_cmd.ingest)
+app.add_typer(articles_cmd.app, name="articles")
+app.add_typer(subscribers_cmd.app, name="subscribers")
 app.command()(serve.serve)
+app.command()(serve.worker)
+app.command()(serve.scheduler)
+app.command()(editions.send)
+app.command()(demo.demo)
+app.add_typer(editions.app, name="editions")
+app.command(name="preview")(preview_cmd.preview)
 
 
 def _version(value: bool) -> None:

@@ -2,13 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.database.models import Message, utcnow
 
 CONFIRMATION = "confirmation"
+
+
+async def enqueue_confirmations(
+    session: AsyncSession, owed: Sequence[tuple[int, str | None]], *, now: datetime | None = None
+) -> None:
+    """`enqueue_confirmation` for many (subscriber id, newsletter id) pairs, in one statement."""
+    moment = now or utcnow()
+    if owed:
+        await session.execute(
+            insert(Message), [_row(subscriber, newsletter, moment) for subscriber, newsletter in owed]
+        )
+
+
+def _row(subscriber_id: int, newsletter_id: str | None, now: datetime) -> dict[str, object]:
+    return {
+        "kind": CONFIRMATION,
+        "subscriber_id": subscriber_id,
+        "newsletter_id": newsletter_id,
+        "status": "queued",
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+    }
 
 
 async def enqueue_confirmation(
@@ -22,14 +47,7 @@ async def enqueue_confirmation(
 
     Part of the caller's transaction: the signup and its email commit together or not at all.
     """
-    message = Message(
-        kind=CONFIRMATION,
-        subscriber_id=subscriber_id,
-        newsletter_id=newsletter_id,
-        status="queued",
-        attempts=0,
-        next_attempt_at=now or utcnow(),
-    )
+    message = Message(**_row(subscriber_id, newsletter_id, now or utcnow()))
     session.add(message)
     await session.flush()
     return message

@@ -22,8 +22,8 @@ from newsletter.demo.capture import CaptureServer
 from newsletter.editions import service
 from newsletter.editions.service import EditionReport
 from newsletter.rendering import fill_html
-from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.adding import add_batch
+from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.forms import NewSubscriber
 from newsletter.subscriptions.links import Links

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from newsletter.config import FeedConfig, NewsletterConfig
 from newsletter.context import AppContext
-from newsletter.database.models import Edition, Event, Subscriber, utcnow
+from newsletter.database.models import Edition, utcnow
 from newsletter.delivery import ledger
 from newsletter.editions.builder import build_edition, open_edition
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
 from newsletter.scheduling import metrics
 from newsletter.scheduling.timing import edition_day, missed_run
+from newsletter.subscriptions.erasure import expire_pending
 
 log = get_logger(__name__)
 
@@ -76,18 +77,13 @@ async def sweep(context: AppContext) -> None:
 
 
 async def cleanup_pending(context: AppContext) -> int:
-    """Forget signups never confirmed within `pending_expiry_days` (with their events: IP, UA)."""
-    cutoff = utcnow() - timedelta(days=context.settings.subscriptions.pending_expiry_days)
+    """Forget signups never confirmed within `subscriptions.pending_expiry_days`."""
     async with context.db.session() as session:
-        expired = select(Subscriber.id).where(Subscriber.status == "pending", Subscriber.created_at < cutoff)
-        ids = list((await session.scalars(expired)).all())
-        if ids:
-            await session.execute(delete(Event).where(Event.subscriber_id.in_(ids)))
-            await session.execute(delete(Subscriber).where(Subscriber.id.in_(ids)))
+        expired = await expire_pending(session, settings=context.settings)
         await session.commit()
-    if ids:
-        log.info("signups.expired", subscribers=len(ids))
-    return len(ids)
+    if expired:
+        log.info("signups.expired", subscribers=expired)
+    return expired
 
 
 async def poll_feed(context: AppContext, feed: FeedConfig) -> None:

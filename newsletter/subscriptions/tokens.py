@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from itsdangerous import BadData, Signer, TimestampSigner
+from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner
 
 from newsletter.errors import InvalidToken
 
@@ -21,10 +22,20 @@ class Purpose(StrEnum):
     PREFERENCES = "preferences"
 
 
+class TokenExpired(InvalidToken):
+    """A genuine confirm token, older than security.confirm_max_age_days."""
+
+
+class LinkNoLongerValid(InvalidToken):
+    """A genuine token whose subscription has since changed (unsubscribed, erased, superseded)."""
+
+
 @dataclass(frozen=True)
 class TokenData:
     subscriber_id: int
     newsletter_id: str | None
+    # When a confirm token was signed (whole seconds); None for tokens that never expire.
+    issued_at: datetime | None = None
 
 
 class _KeyOnceSigner(Signer):
@@ -67,14 +78,19 @@ class TokenSigner:
         """What the token carries, or InvalidToken (forged, truncated, expired, other purpose)."""
         if len(token) > 256 or not token.isascii():
             raise InvalidToken("malformed token")
+        issued_at: datetime | None = None
         try:
             if purpose is Purpose.CONFIRM:
-                payload = self._confirm.unsign(token, max_age=self._confirm_max_age)
+                payload, issued_at = self._confirm.unsign(
+                    token, max_age=self._confirm_max_age, return_timestamp=True
+                )
             else:
                 payload = self._lasting[purpose].unsign(token)
+        except SignatureExpired:
+            raise TokenExpired("SignatureExpired") from None
         except BadData as exc:
             raise InvalidToken(type(exc).__name__) from None
         match = _PAYLOAD.match(payload.decode("ascii", "replace"))
         if match is None:
             raise InvalidToken("malformed payload")
-        return TokenData(int(match.group(1)), match.group(2))
+        return TokenData(int(match.group(1)), match.group(2), issued_at)

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi import Path as FastAPIPath
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +18,9 @@ from newsletter.editions.trial import dry_run
 from newsletter.rendering import DigestRenderer
 from newsletter.web.auth import AdminDep
 from newsletter.web.deps import ContextDep
+
+# Edition ids are 32-bit integers in the database: anything else is a 422, not a database error.
+EditionId = Annotated[int, FastAPIPath(ge=1, le=2**31 - 1, description="The edition's id.")]
 
 router = APIRouter(prefix="/api/editions", tags=["editions"], dependencies=[AdminDep])
 
@@ -70,16 +74,16 @@ async def list_editions(
 
 
 @router.get("/{edition_id}", responses={404: {"description": "no such edition"}})
-async def show(edition_id: int, context: ContextDep) -> dict[str, Any]:
+async def show(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
     """An edition's status and its deliveries counted by status."""
     return (await service.report(context, edition_id)).as_json()
 
 
 @router.post("/{edition_id}/resume", responses={404: {"description": "no such edition"}})
-async def resume(edition_id: int, context: ContextDep) -> dict[str, Any]:
+async def resume(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
     return (await service.resume(context, edition_id)).as_json()
 
 
 @router.post("/{edition_id}/cancel", responses={404: {"description": "no such edition"}})
-async def cancel(edition_id: int, context: ContextDep) -> dict[str, Any]:
+async def cancel(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
     return (await service.cancel(context, edition_id)).as_json()

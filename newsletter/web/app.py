@@ -4,17 +4,36 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
-from newsletter.errors import InvalidInput, NotFound
+from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound
+from newsletter.logs import get_logger
 from newsletter.web import api_articles, api_editions, api_subscribers, health, pages
 from newsletter.web.limits import BodySizeLimit
+from newsletter.web.pages import Pages
+
+log = get_logger(__name__)
+# Seconds a client is asked to wait when the database is busy or unreachable.
+DATABASE_RETRY_AFTER = 5
+
+
+# What any route may answer besides its own statuses, documented in the OpenAPI schema.
+COMMON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    413: {"description": "The request body is over the size limit."},
+    503: {"description": "The database is busy or unreachable: retry after `Retry-After` seconds."},
+}
+ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"description": "A valid admin bearer token (security.admin_token) is required."},
+}
 
 
 def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI:
@@ -40,13 +59,22 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     )
     if context is not None:
         app.state.context = context
-    app.add_middleware(BodySizeLimit, max_bytes=settings.server.max_body_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.server.max_body_bytes,
+        max_api_bytes=settings.server.max_api_body_bytes,
+    )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    # Not every DBAPIError: an IntegrityError would be a bug, and a 500 says so.
+    for database_error in (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable):
+        app.add_exception_handler(database_error, _database_busy)
+    app.state.pages = Pages(settings)
     app.add_exception_handler(NotFound, _not_found)
-    app.include_router(health.router)
-    for router in (pages.router, api_articles.router, api_subscribers.router, api_editions.router):
-        app.include_router(router)
+    app.include_router(health.router, responses=COMMON_RESPONSES)
+    app.include_router(pages.router)
+    for router in (api_articles.router, api_subscribers.router, api_editions.router):
+        app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app
 
 
@@ -85,3 +113,14 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": f"not found: {exc}"}, status_code=404)
+
+
+async def _database_busy(request: Request, exc: Exception) -> Response:
+    """A locked, overloaded or unreachable database: 503 and Retry-After, never a 500."""
+    log.warning("web.database_busy", path=request.url.path, error=type(exc).__name__)
+    headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
+    message = "the service is busy; please try again in a few seconds"
+    if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
+        return JSONResponse({"detail": message}, status_code=503, headers=headers)
+    pages: Pages = request.app.state.pages
+    return pages.error(503, "Please try again", message.capitalize() + ".", headers=headers)

@@ -16,14 +16,27 @@ class BodyTooLarge(HTTPException):
 
 
 class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    """`max_bytes` for the public pages; the authenticated admin API (`/api/`) may send more."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_api_bytes: int | None = None) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.page_limit = max_bytes
+        self.api_limit = max_api_bytes or max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.api_limit if scope["path"].startswith("/api/") else self.page_limit
+        await _Limited(self.app, limit)(scope, receive, send)
+
+
+class _Limited:
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await self._refuse(send)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -12,14 +11,15 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.process import clean_environment
+
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 
 
 def cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    full_env.update(env or {})
+    full_env = clean_environment(**(env or {}))
     return subprocess.run(
         [*NEWSLETTER, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout
     )
@@ -91,7 +91,7 @@ def test_serve_with_no_config_answers_healthz(tmp_path: Path) -> None:
         "NEWSLETTER_SERVER__SCHEDULER": "false",
         "NEWSLETTER_SERVER__WORKER": "false",
     }
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")} | env
+    full_env = clean_environment(**env)
     process = subprocess.Popen(
         [*NEWSLETTER, "serve"],
         cwd=tmp_path,

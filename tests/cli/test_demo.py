@@ -6,7 +6,6 @@ import asyncio
 import email
 import email.policy
 import json
-import os
 import signal
 import time
 from pathlib import Path
@@ -14,19 +13,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.process import NEWSLETTER, newsletter, start
+from tests.support.process import NEWSLETTER, clean_environment, newsletter, start
 from tests.support.smtp import free_port
-
-
-def clean_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
-    env.update(extra)
-    return env
 
 
 def test_demo_sends_a_digest_to_the_outbox_within_a_minute(tmp_path: Path) -> None:
     started = time.monotonic()
-    result = newsletter("demo", cwd=tmp_path, env=clean_env(), timeout=60)
+    result = newsletter("demo", cwd=tmp_path, env=clean_environment(), timeout=60)
     elapsed = time.monotonic() - started
     assert result.returncode == 0, result.stdout + result.stderr
     assert elapsed < 60
@@ -43,8 +36,8 @@ def test_demo_sends_a_digest_to_the_outbox_within_a_minute(tmp_path: Path) -> No
 
 
 def test_demo_twice_starts_afresh_and_reports_json(tmp_path: Path) -> None:
-    assert newsletter("demo", cwd=tmp_path, env=clean_env(), timeout=60).returncode == 0
-    again = newsletter("demo", "--json", cwd=tmp_path, env=clean_env(), timeout=60)
+    assert newsletter("demo", cwd=tmp_path, env=clean_environment(), timeout=60).returncode == 0
+    again = newsletter("demo", "--json", cwd=tmp_path, env=clean_environment(), timeout=60)
     assert again.returncode == 0, again.stderr
     report = json.loads(again.stdout)
     assert report["sent"] == 6 and report["messages_in_outbox"] == 6 and report["articles"] > 40
@@ -54,7 +47,7 @@ def test_demo_twice_starts_afresh_and_reports_json(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_demo_serve_takes_a_signup_and_mails_the_confirmation(tmp_path: Path) -> None:
     port = free_port()
-    process = start("demo", "--serve", cwd=tmp_path, env=clean_env(NEWSLETTER_SERVER__PORT=str(port)))
+    process = start("demo", "--serve", cwd=tmp_path, env=clean_environment(NEWSLETTER_SERVER__PORT=str(port)))
     outbox = tmp_path / "var" / "outbox"
     try:
 

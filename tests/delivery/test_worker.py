@@ -13,7 +13,7 @@ from newsletter.database.models import Delivery, Edition, Event, Message, Subscr
 from newsletter.delivery.outbox import enqueue_confirmation
 from newsletter.delivery.worker import Worker, drain
 from newsletter.editions import service
-from tests.delivery.conftest import EditionFactory, Scenario, addresses, deliveries
+from tests.support.editions import EditionFactory, Scenario, addresses, deliveries
 from tests.support.factories import add_subscribers
 from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer
 

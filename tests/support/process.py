@@ -12,9 +12,18 @@ from newsletter.config import Settings
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 
 
+def clean_environment(**extra: str) -> dict[str, str]:
+    """This environment without NEWSLETTER_* settings, and with bytecode caching allowed (each
+    `newsletter` process would otherwise compile every module again)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env.update(extra)
+    return env
+
+
 def environment_for(settings: Settings, **extra: str) -> dict[str, str]:
     """The environment that makes a subprocess use the test's database and SMTP server."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NEWSLETTER_")}
+    env = clean_environment()
     env.update(
         {
             "NEWSLETTER_DATABASE__URL": settings.database.url,

@@ -1,4 +1,4 @@
-"""Helpers for delivery tests: an edition ready to send, against a chosen SMTP server."""
+"""Editions ready to send in tests, against a chosen SMTP server, and ledger reading helpers."""
 
 from __future__ import annotations
 
@@ -7,29 +7,16 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
+from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Delivery, Edition, Subscriber
 from newsletter.editions.service import start_edition
-from tests.conftest import SettingsFactory
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.smtp import Mailbox, SmtpServer, free_port
 
 EditionFactory = Callable[..., Awaitable[Edition]]
-
-
-@pytest.fixture
-def edition_for(context: AppContext) -> EditionFactory:
-    """`await edition_for(50)`: articles, 50 subscribers and today's edition, enqueued."""
-
-    async def make(subscribers: int, *, articles: int = 6, **subscriber_options: Any) -> Edition:
-        await add_articles(context, articles)
-        await add_subscribers(context, subscribers, **subscriber_options)
-        return await start_edition(context, "daily")
-
-    return make
 
 
 @dataclass
@@ -46,8 +33,7 @@ class Setup:
 Scenario = Callable[..., AbstractAsyncContextManager[Setup]]
 
 
-@pytest.fixture
-def scenario(make_settings: SettingsFactory) -> Scenario:
+def scenario_factory(make_settings: Callable[..., Settings]) -> Scenario:
     """`async with scenario(handler, 30, smtp={...}) as s:` a server with that handler, settings
     pointing at it, articles, 30 subscribers and today's edition enqueued."""
 

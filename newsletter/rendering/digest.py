@@ -1,0 +1,107 @@
+"""Render a digest or a confirmation once: Jinja2, then premailer; personal fields stay tokens."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from newsletter.config import NewsletterConfig, Settings
+from newsletter.database.models import Article
+from newsletter.rendering.content import ArticleView, article_view, date_label, group_by_section
+from newsletter.rendering.environment import make_environment
+from newsletter.rendering.inline import inline_css
+from newsletter.rendering.links import utm_parameters
+from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, placeholders
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    """One edition variant (or the confirmation), ready to personalise."""
+
+    subject: str
+    html: str
+    text: str
+
+
+class DigestRenderer:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.environment = make_environment(settings)
+
+    def render_digest(
+        self, newsletter: NewsletterConfig, edition_date: date, articles: Sequence[Article]
+    ) -> RenderedEmail:
+        """Articles lead first; none renders the short "no new stories" digest. CPU-heavy
+        (premailer, ~25 ms): callers inside the service run it in a thread."""
+        values = self.digest_context(newsletter, edition_date, articles)
+        return self._render("digest", values["subject"], values)
+
+    def digest_context(
+        self, newsletter: NewsletterConfig, edition_date: date, articles: Sequence[Article]
+    ) -> dict[str, Any]:
+        """What the digest templates see; the personal fields are placeholders."""
+        zone = ZoneInfo(newsletter.timezone)
+        utm = utm_parameters(newsletter)
+        views = [article_view(article, zone, utm) for article in articles]
+        lead = views[0] if views else None
+        return {
+            **self._common(digest_subject(self.settings, newsletter, edition_date)),
+            "newsletter": newsletter,
+            "date_label": date_label(edition_date),
+            "lead": lead,
+            "sections": group_by_section(views[1:], self.settings.sections_of(newsletter)),
+            "story_count": len(views),
+            "preheader": _preheader(lead, len(views), self.settings.site.name),
+            **placeholders(DIGEST_FIELDS),
+        }
+
+    def render_confirmation(self, newsletter: NewsletterConfig | None) -> RenderedEmail:
+        """The double opt-in email; `confirm_url` and `email` stay tokens."""
+        list_name = newsletter.name if newsletter is not None else self.settings.site.name
+        subject = f"Confirm your subscription to {list_name}"
+        values: dict[str, Any] = {
+            **self._common(subject),
+            "list_name": list_name,
+            "description": newsletter.description if newsletter is not None else "",
+            "max_age_days": self.settings.security.confirm_max_age_days,
+            "preheader": f"One click to start receiving {list_name}.",
+            **placeholders(CONFIRMATION_FIELDS),
+        }
+        return self._render("confirmation", subject, values)
+
+    def _common(self, subject: str) -> dict[str, Any]:
+        return {"site": self.settings.site, "subject": subject}
+
+    def _render(self, name: str, subject: str, values: dict[str, Any]) -> RenderedEmail:
+        html = self.environment.get_template(f"{name}.html").render(values)
+        text = self.environment.get_template(f"{name}.txt").render(values)
+        return RenderedEmail(subject=subject, html=inline_css(html), text=_tidy_text(text))
+
+
+def digest_subject(settings: Settings, newsletter: NewsletterConfig, edition_date: date) -> str:
+    subject = newsletter.subject.format(
+        name=newsletter.name, site=settings.site.name, date=date_label(edition_date)
+    )
+    return " ".join(subject.split())
+
+
+def _preheader(lead: ArticleView | None, count: int, site_name: str) -> str:
+    if lead is None:
+        return f"No new stories today from {site_name}."
+    others = count - 1
+    if others == 0:
+        return lead.title
+    return f"{lead.title}, and {others} more {'story' if others == 1 else 'stories'}."
+
+
+def _tidy_text(text: str) -> str:
+    """No trailing spaces, at most one blank line in a row, one final newline."""
+    lines = [line.rstrip() for line in text.splitlines()]
+    tidy: list[str] = []
+    for line in lines:
+        if line or (tidy and tidy[-1]):
+            tidy.append(line)
+    return "\n".join(tidy).strip("\n") + "\n"

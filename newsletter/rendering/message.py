@@ -1,0 +1,197 @@
+"""Whole MIME messages serialised once per variant, split at the personal fields, joined per
+recipient in microseconds (no Jinja2, premailer or EmailMessage on that path)."""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from newsletter.config import NewsletterConfig, Settings
+from newsletter.rendering.digest import RenderedEmail
+from newsletter.rendering.dkim import DkimSigner
+from newsletter.rendering.headers import (
+    MESSAGE_ID,
+    TO,
+    UNSUBSCRIBE,
+    HeaderBlock,
+    Segment,
+    confirmation_headers,
+    digest_headers,
+)
+from newsletter.rendering.mime import CRLF, boundary, open_ended, part_header, qp_segment, quoted_printable
+from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, TOKEN
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,64}@[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,255}")
+_MESSAGE_ID = re.compile(r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,200}@[A-Za-z0-9.-]{1,200}>")
+_HEADER_URL = re.compile(r"https?://[!#-;=?-~]{1,900}")  # printable ASCII but space " < >
+_SIGNED_MIME = (b"mime-version", b"content-type")
+
+
+@dataclass(frozen=True)
+class Recipient:
+    email: str  # normalised address (may be internationalised)
+    message_id: str  # "<...@domain>", from make_message_id
+    # digest: unsubscribe_url, preferences_url, email; confirmation: confirm_url, email
+    fields: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    message_id: str
+    data: bytes  # CRLF line ends, no line over 998 octets, not dot-stuffed
+    smtputf8: bool
+
+
+def _clean(name: str, value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(f"{name}: control characters (CR, LF, ...) are not allowed")
+    return value
+
+
+def _header_value(name: str, pattern: re.Pattern[str]) -> Callable[[str], bytes]:
+    def encode(value: str) -> bytes:
+        if not pattern.fullmatch(_clean(name, value)):
+            raise ValueError(f"{name}: not usable in a header")
+        return value.encode("utf-8")
+
+    return encode
+
+
+def _text_value(name: str) -> Callable[[str], bytes]:
+    return lambda value: open_ended(quoted_printable(_clean(name, value).encode("utf-8")))
+
+
+def _html_value(name: str) -> Callable[[str], bytes]:
+    return lambda value: open_ended(quoted_printable(html.escape(_clean(name, value)).encode("utf-8")))
+
+
+_RECIPIENT_EMAIL, _RECIPIENT_MESSAGE_ID = "recipient.email", "recipient.message_id"
+# slot -> (where its value comes from: Recipient.email, .message_id or a field name; its encoder)
+_HEADER_SLOTS: dict[str, tuple[str, Callable[[str], bytes]]] = {
+    TO: (_RECIPIENT_EMAIL, _header_value("email", _ADDRESS)),
+    MESSAGE_ID: (_RECIPIENT_MESSAGE_ID, _header_value("message_id", _MESSAGE_ID)),
+    UNSUBSCRIBE: ("unsubscribe_url", _header_value("unsubscribe_url", _HEADER_URL)),
+}
+
+
+class MessageTemplate:
+    """A serialised message with slots; `build` fills them for one recipient."""
+
+    def __init__(
+        self,
+        segments: list[Segment],
+        *,
+        signer: DkimSigner | None = None,
+        signed_headers: list[bytes] | None = None,
+        smtputf8: bool = False,
+    ) -> None:
+        self._segments = _merge_constants(segments)
+        slots = [segment for segment in segments if isinstance(segment, str)]
+        self._plan = [(slot, *_slot_source(slot)) for slot in dict.fromkeys(slots)]
+        self._signer = signer
+        self._signed_headers = signed_headers or []
+        self._smtputf8 = smtputf8
+
+    @classmethod
+    def digest(
+        cls, settings: Settings, newsletter: NewsletterConfig, rendered: RenderedEmail, *, date: datetime
+    ) -> MessageTemplate:
+        head = digest_headers(settings, newsletter, rendered.subject, date)
+        return cls._assemble(settings, rendered, head, DIGEST_FIELDS)
+
+    @classmethod
+    def confirmation(cls, settings: Settings, rendered: RenderedEmail, *, date: datetime) -> MessageTemplate:
+        head = confirmation_headers(settings, rendered.subject, date)
+        return cls._assemble(settings, rendered, head, CONFIRMATION_FIELDS)
+
+    @classmethod
+    def _assemble(
+        cls,
+        settings: Settings,
+        rendered: RenderedEmail,
+        head: HeaderBlock,
+        allowed: frozenset[str],
+    ) -> MessageTemplate:
+        text = _with_final_newline(rendered.text)
+        page = _with_final_newline(rendered.html)
+        unknown = {m.group(1) for m in TOKEN.finditer(text + page)} - allowed
+        if unknown:
+            raise ValueError(f"template uses unknown personal fields: {', '.join(sorted(unknown))}")
+        mark = boundary(text.encode("utf-8"), page.encode("utf-8"))
+        delimiter = f"--{mark}\r\n".encode("ascii")
+        segments: list[Segment] = [
+            *head.segments,
+            b"MIME-Version: 1.0\r\n",
+            f'Content-Type: multipart/alternative;\r\n boundary="{mark}"\r\n'.encode("ascii"),
+            CRLF,
+            delimiter,
+            part_header("text/plain"),
+            *_body_segments(text, "text"),
+            delimiter,
+            part_header("text/html"),
+            *_body_segments(page, "html"),
+            f"--{mark}--\r\n".encode("ascii"),
+        ]
+        signer = DkimSigner(settings.dkim) if settings.dkim.enabled else None
+        return cls(segments, signer=signer, signed_headers=[*head.signed, *_SIGNED_MIME], smtputf8=head.utf8)
+
+    @property
+    def signs(self) -> bool:
+        """True when build() adds a DKIM signature: milliseconds of CPU, so run it off the event loop."""
+        return self._signer is not None
+
+    def build(self, recipient: Recipient) -> OutgoingMessage:
+        """Raise ValueError for a value that could break the message (CR, LF, a bad address)."""
+        fields = recipient.fields
+        values: dict[str, bytes] = {}
+        for slot, source, encode in self._plan:
+            if source == _RECIPIENT_EMAIL:
+                raw = recipient.email
+            elif source == _RECIPIENT_MESSAGE_ID:
+                raw = recipient.message_id
+            elif source in fields:
+                raw = fields[source]
+            else:
+                raise ValueError(f"recipient field missing: {source}")
+            values[slot] = encode(raw)
+        data = b"".join([part if isinstance(part, bytes) else values[part] for part in self._segments])
+        if self._signer is not None:
+            data = self._signer.sign(data, self._signed_headers) + data
+        return OutgoingMessage(
+            message_id=recipient.message_id,
+            data=data,
+            smtputf8=self._smtputf8 or not recipient.email.isascii(),
+        )
+
+
+def _slot_source(slot: str) -> tuple[str, Callable[[str], bytes]]:
+    if slot in _HEADER_SLOTS:
+        return _HEADER_SLOTS[slot]
+    kind, field = slot.split(":", 1)
+    return field, (_html_value(field) if kind == "html" else _text_value(field))
+
+
+def _body_segments(body: str, kind: str) -> list[Segment]:
+    pieces = TOKEN.split(body)  # text, field, text, field, ..., text
+    segments: list[Segment] = []
+    for index, piece in enumerate(pieces):
+        segments.append(qp_segment(piece) if index % 2 == 0 else f"{kind}:{piece}")
+    return segments
+
+
+def _merge_constants(segments: list[Segment]) -> list[Segment]:
+    merged: list[Segment] = []
+    for segment in segments:
+        if isinstance(segment, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] = merged[-1] + segment
+        else:
+            merged.append(segment)
+    return merged
+
+
+def _with_final_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"

@@ -1,0 +1,96 @@
+"""The next digest of a newsletter as one reader would get it, built without recording anything."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from newsletter.config import NewsletterConfig, Settings
+from newsletter.database.engine import READ_ONLY
+from newsletter.database.models import Article, Subscriber, Subscription
+from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.errors import InvalidInput
+from newsletter.rendering.digest import DigestRenderer
+from newsletter.rendering.headers import make_message_id
+from newsletter.rendering.message import MessageTemplate, Recipient
+from newsletter.rendering.placeholders import fill_html, fill_text
+from newsletter.subscriptions.links import Links
+
+PREVIEW_ADDRESS = "reader@example.com"
+
+
+@dataclass(frozen=True)
+class Reader:
+    subscriber_id: int  # 0 when previewing for nobody in particular
+    email: str
+    sections: list[str]
+
+
+@dataclass(frozen=True)
+class Preview:
+    html: str
+    text: str
+    eml: bytes
+    subject: str
+    articles: int
+    would_send: bool  # False: no new articles and the newsletter does not send empty editions
+
+
+async def find_reader(session: AsyncSession, newsletter: NewsletterConfig, email: str | None) -> Reader:
+    """The subscriber behind --email (and their sections), or an anonymous reader."""
+    if email is None:
+        return Reader(0, PREVIEW_ADDRESS, [])
+    try:
+        address = validate_email(email, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise InvalidInput("--email", str(exc)) from None
+    subscriber = await session.scalar(select(Subscriber).where(Subscriber.email_key == address.lower()))
+    if subscriber is None or subscriber.email is None:
+        raise InvalidInput("--email", f"no subscriber with the address {email}")
+    subscription = await session.get(Subscription, (subscriber.id, newsletter.id))
+    if subscription is None:
+        raise InvalidInput("--email", f"{email} is not subscribed to {newsletter.id}")
+    return Reader(subscriber.id, subscriber.email, parse_sections(subscription.sections))
+
+
+async def next_articles(
+    session: AsyncSession, newsletter: NewsletterConfig, sections: Sequence[str], now: datetime
+) -> list[Article]:
+    await session.connection(execution_options=READ_ONLY)
+    since = await window_start(session, newsletter, now)
+    return await select_articles(session, newsletter, since=since, until=now, sections=sections)
+
+
+def build_preview(
+    settings: Settings,
+    newsletter: NewsletterConfig,
+    reader: Reader,
+    articles: Sequence[Article],
+    now: datetime,
+) -> Preview:
+    """Render (Jinja2 + premailer: CPU-heavy) and personalise for `reader`."""
+    edition_date = now.astimezone(ZoneInfo(newsletter.timezone)).date()
+    rendered = DigestRenderer(settings).render_digest(newsletter, edition_date, articles)
+    links = Links(settings)
+    fields = {
+        "unsubscribe_url": links.unsubscribe(reader.subscriber_id, newsletter.id),
+        "preferences_url": links.preferences(reader.subscriber_id),
+        "email": reader.email,
+    }
+    message_id = make_message_id(settings, "preview", newsletter.id, reader.subscriber_id)
+    template = MessageTemplate.digest(settings, newsletter, rendered, date=now)
+    message = template.build(Recipient(email=reader.email, message_id=message_id, fields=fields))
+    return Preview(
+        html=fill_html(rendered.html, fields),
+        text=fill_text(rendered.text, fields),
+        eml=message.data,
+        subject=rendered.subject,
+        articles=len(articles),
+        would_send=bool(articles) or newsletter.send_when_empty,
+    )
