@@ -54,3 +54,23 @@ async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
         "/subscribe", content=b"x" * 20_000, headers={"content-type": "application/json"}
     )
     assert response.status_code == 413
+
+
+async def test_metrics_count_messages_after_a_send(
+    client: httpx.AsyncClient, context: AppContext, smtp_server: object
+) -> None:
+    from newsletter.delivery.worker import drain
+    from newsletter.editions.service import start_edition
+    from tests.support.factories import add_articles, add_subscribers
+
+    await add_articles(context, 2)
+    await add_subscribers(context, 3)
+    edition = await start_edition(context, "daily")
+    await drain(context, editions={edition.id})
+    text = (await client.get("/metrics")).text
+    for name in (
+        'newsletter_messages_total{kind="digest",outcome="sent"}',
+        "newsletter_smtp_send_seconds_count",
+        'newsletter_smtp_replies_total{code="250"}',
+    ):
+        assert name in text
