@@ -172,25 +172,52 @@ class SmtpSession:
         return self.sent_on_connection >= self.config.messages_per_connection
 
     async def send(self, recipient: str, data: bytes, *, smtputf8: bool = False) -> SmtpReply:
-        """One transaction. Refusals come back as replies; a broken connection raises
-        SmtpConnectionLost (and the session must be reopened)."""
+        """One whole transaction: `begin`, then `finish` if the envelope was accepted."""
+        refusal = await self.begin(recipient, smtputf8=smtputf8)
+        return refusal if refusal is not None else await self.finish(data)
+
+    async def begin(self, recipient: str, *, smtputf8: bool = False) -> SmtpReply | None:
+        """The envelope: MAIL, RCPT and DATA (pipelined when offered). None once the server
+        waits for the message (354); else the refusal, and the session is reset for the next.
+        Nothing is delivered until `finish`, so a caller may do other work in between.
+        A broken connection raises SmtpConnectionLost (and the session must be reopened)."""
         mail_from = b"MAIL FROM:<" + self._sender + b">" + (b" SMTPUTF8" if smtputf8 else b"") + b"\r\n"
         rcpt_to = b"RCPT TO:<" + _address(recipient) + b">\r\n"
         try:
             async with asyncio.timeout(self.config.timeout):
-                reply = await self._transaction(mail_from, rcpt_to, data)
+                refusal = await self._envelope(mail_from, rcpt_to)
+        except (TimeoutError, SmtpConnectionLost, OSError) as exc:
+            self.abort()
+            raise SmtpConnectionLost(_describe(exc)) from None
+        if refusal is not None:
+            self.sent_on_connection += 1
+            await self._after(refusal)
+        return refusal
+
+    async def finish(self, data: bytes) -> SmtpReply:
+        """The message itself, after `begin` returned None; its reply is the outcome."""
+        try:
+            replies = self._live()
+            [final] = replies.expect(1)
+            replies.transport.write(dot_stuff(data))
+            async with asyncio.timeout(self.config.timeout):
+                code, text = await final
         except (TimeoutError, SmtpConnectionLost, OSError) as exc:
             self.abort()
             raise SmtpConnectionLost(_describe(exc)) from None
         self.sent_on_connection += 1
+        reply = SmtpReply(code, text, "body")
+        await self._after(reply)
+        return reply
+
+    async def _after(self, reply: SmtpReply) -> None:
         if reply.code == 421:
             # The server is closing the connection (RFC 5321 §3.8).
             self.abort()
         elif reply.stage != "body" or reply.code >= 400:
             await self._reset()
-        return reply
 
-    async def _transaction(self, mail_from: bytes, rcpt_to: bytes, data: bytes) -> SmtpReply:
+    async def _envelope(self, mail_from: bytes, rcpt_to: bytes) -> SmtpReply | None:
         replies = self._live()
         if self.pipelining:
             mail, rcpt, start = replies.expect(3)
@@ -202,21 +229,18 @@ class SmtpSession:
                     # The later pipelined replies are still awaited so they are not left unread.
                     await asyncio.gather(*(f for f, _, _ in steps), return_exceptions=True)
                     return SmtpReply(code, text, stage)
-        else:
-            for command, stage, wanted in (
-                (mail_from, "mail", (250,)),
-                (rcpt_to, "rcpt", (250, 251)),
-                (b"DATA\r\n", "data", (354,)),
-            ):
-                [future] = replies.expect(1)
-                replies.transport.write(command)
-                code, text = await future
-                if code not in wanted:
-                    return SmtpReply(code, text, stage)
-        [final] = replies.expect(1)
-        replies.transport.write(dot_stuff(data))
-        code, text = await final
-        return SmtpReply(code, text, "body")
+            return None
+        for command, stage, wanted in (
+            (mail_from, "mail", (250,)),
+            (rcpt_to, "rcpt", (250, 251)),
+            (b"DATA\r\n", "data", (354,)),
+        ):
+            [future] = replies.expect(1)
+            replies.transport.write(command)
+            code, text = await future
+            if code not in wanted:
+                return SmtpReply(code, text, stage)
+        return None
 
     async def _reset(self) -> None:
         try:

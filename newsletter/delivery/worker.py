@@ -220,6 +220,10 @@ class Worker:
 
     async def _sender(self, stopping: asyncio.Event, finished: asyncio.Event) -> None:
         session = SmtpSession(self.settings.smtp)
+        # The previous message's outcome, still being committed while this connection already
+        # opens the next envelope; its body waits for that commit, so a crash can leave at most
+        # one message per connection sent but unrecorded.
+        previous: asyncio.Future[None] | None = None
         try:
             while not stopping.is_set():
                 item = await self._next_item(stopping, finished)
@@ -228,16 +232,25 @@ class Worker:
                 self._in_flight += 1
                 metrics.IN_FLIGHT.inc()
                 try:
-                    result = await self._deliver(session, item, stopping)
-                    self.stats.count(result.status)
-                    metrics.MESSAGES.labels(_kind(item), result.status).inc()
-                    await self.recorder.submit(result)
-                finally:
-                    self._in_flight -= 1
-                    metrics.IN_FLIGHT.dec()
-                self._wake_claimer_if_useful()
+                    result = await self._deliver(session, item, stopping, previous)
+                except BaseException:
+                    self._done_in_flight(None)
+                    raise
+                if previous is not None:
+                    await previous
+                self.stats.count(result.status)
+                metrics.MESSAGES.labels(_kind(item), result.status).inc()
+                previous = self.recorder.submit_nowait(result)
+                previous.add_done_callback(self._done_in_flight)
         finally:
+            if previous is not None:
+                await previous
             await session.close()
+
+    def _done_in_flight(self, _: object) -> None:
+        self._in_flight -= 1
+        metrics.IN_FLIGHT.dec()
+        self._wake_claimer_if_useful()
 
     async def _next_item(self, stopping: asyncio.Event, finished: asyncio.Event) -> WorkItem | None:
         while True:
@@ -255,7 +268,13 @@ class Worker:
                 return getter.result()
             getter.cancel()
 
-    async def _deliver(self, session: SmtpSession, item: WorkItem, stopping: asyncio.Event) -> Result:
+    async def _deliver(
+        self,
+        session: SmtpSession,
+        item: WorkItem,
+        stopping: asyncio.Event,
+        previous: asyncio.Future[None] | None = None,
+    ) -> Result:
         refusal = self.recheck.refusal(item)
         if refusal == "released":
             return Result(item, "released")
@@ -274,7 +293,11 @@ class Worker:
         started = time.perf_counter()
         max_attempts = self.settings.smtp.max_attempts
         try:
-            reply = await session.send(item.email or "", message.data, smtputf8=message.smtputf8)
+            reply = await session.begin(item.email or "", smtputf8=message.smtputf8)
+            if reply is None:
+                if previous is not None:
+                    await previous
+                reply = await session.finish(message.data)
         except SmtpConnectionLost as exc:
             outcome = connection_lost(str(exc), attempts=item.attempts, max_attempts=max_attempts)
         except ValueError as exc:  # a control character in the address: never sendable
