@@ -1,0 +1,80 @@
+"""The cases, run one after another and each timed; a case that fails is reported, not fatal."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+from rich.console import Console
+
+from bench import delivery, render, scale, signup, workers
+from bench.figures import Figure, at_least
+
+Rows = list[dict[str, Any]]
+RENDER_AIM_RATIO, RENDER_AIM_RATE = 250, 10_000
+
+
+def render_figures(quick: bool) -> Rows:
+    """bench/render.py's rows as figures: each approach against the naive one."""
+    rows = render.run(quick)
+    naive = next(r for r in rows if r["approach"] == render.NAIVE)
+    figures = []
+    for row in rows:
+        if row is naive:
+            continue
+        rate, times = _number(row["messages_per_s"]), _number(row["x_naive"])
+        ours = row["approach"] == render.OURS
+        figures.append(
+            Figure(
+                "render",
+                str(row["approach"]),
+                ours=rate,
+                unit="msg/s",
+                baseline=_number(naive["messages_per_s"]),
+                baseline_name="naive: Jinja2 + premailer + EmailMessage per recipient",
+                ratio=times,
+                aim=f"≥ {RENDER_AIM_RATIO}× and ≥ {RENDER_AIM_RATE:,} msg/s" if ours else "",
+                met=bool(at_least(times, RENDER_AIM_RATIO) and rate >= RENDER_AIM_RATE) if ours else None,
+                note=f"one core, {row['us_per_message']} µs/msg, {row['message_bytes']:,} B",
+                details=row,
+            ).row()
+        )
+    return figures
+
+
+def _number(value: object) -> float:
+    assert isinstance(value, int | float), value
+    return float(value)
+
+
+CASES: dict[str, Callable[[bool, bool], Rows]] = {
+    "render": lambda quick, _full: render_figures(quick),
+    "delivery": lambda quick, _full: delivery.run(quick),
+    "scale": lambda quick, full: scale.run(quick, full_send=full),
+    "workers": lambda quick, _full: workers.run(quick),
+    "signup": lambda quick, _full: signup.run(quick),
+}
+
+
+def run_cases(
+    console: Console, names: list[str], *, quick: bool, full_send: bool
+) -> dict[str, dict[str, Any]]:
+    results: dict[str, dict[str, Any]] = {}
+    for name in names:
+        console.print(f"[bold]{name}[/bold] …", highlight=False)
+        started = time.monotonic()
+        rows: Rows = []
+        error = None
+        try:
+            rows = CASES[name](quick, full_send)
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            console.print(traceback.format_exc(), markup=False, highlight=False)
+        seconds = time.monotonic() - started
+        results[name] = {"seconds": round(seconds, 1), "rows": rows, "error": error}
+        skips = [r["what"] for r in rows if str(r["what"]).startswith("skipped")]
+        status = f"error: {error}" if error else "; ".join(skips) or "done"
+        console.print(f"  {name}: {status} ({seconds:.0f} s)", markup=False, highlight=False)
+    return results
