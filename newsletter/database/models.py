@@ -206,6 +206,9 @@ class Delivery(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set, in the commit its body waits for, when the leased attempt reaches SMTP: after a crash
+    # only these rows may have gone out; the rest of the lease goes back without an attempt.
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_reply: Mapped[str | None] = mapped_column(String(1000))
     message_id: Mapped[str | None] = mapped_column(String(250))
@@ -228,6 +231,7 @@ class Message(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(100))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_code: Mapped[int | None] = mapped_column(Integer)
     last_reply: Mapped[str | None] = mapped_column(String(1000))
     message_id: Mapped[str | None] = mapped_column(String(250))

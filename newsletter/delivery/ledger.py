@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, case, func, insert, literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.database.models import (
@@ -79,38 +79,47 @@ def claim_deliveries(
     now: datetime,
     lease: timedelta,
 ) -> list[WorkItem]:
-    """Lease up to `limit` due deliveries of one edition (SKIP LOCKED on PostgreSQL)."""
+    """Lease up to `limit` due deliveries of one edition (SKIP LOCKED on PostgreSQL): due retries
+    first, oldest first (they include what a crashed worker may have sent, so it goes out again
+    at once rather than in a later crash's window), then queued ones."""
     edition_id, newsletter_id = edition
-    due = (
-        select(DELIVERIES.c.id)
-        .where(
-            DELIVERIES.c.edition_id == edition_id,
-            DELIVERIES.c.status.in_(PENDING),
-            DELIVERIES.c.next_attempt_at <= now,
+    items: list[WorkItem] = []
+    for status in ("retry", "queued"):
+        due = (
+            select(DELIVERIES.c.id)
+            .where(
+                DELIVERIES.c.edition_id == edition_id,
+                DELIVERIES.c.status == status,
+                DELIVERIES.c.next_attempt_at <= now,
+            )
+            .limit(limit - len(items))
+            .with_for_update(skip_locked=True)
         )
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = conn.execute(
-        update(DELIVERIES)
-        .where(DELIVERIES.c.id.in_(due.scalar_subquery()))
-        .values(
-            status="sending",
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            attempts=DELIVERIES.c.attempts + 1,
-            updated_at=now,
+        if status == "retry":
+            due = due.order_by(DELIVERIES.c.next_attempt_at)
+        claimed = conn.execute(
+            update(DELIVERIES)
+            .where(DELIVERIES.c.id.in_(due.scalar_subquery()))
+            .values(
+                status="sending",
+                lease_owner=owner,
+                lease_expires_at=now + lease,
+                attempt_started_at=None,
+                attempts=DELIVERIES.c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(
+                DELIVERIES.c.id, DELIVERIES.c.subscriber_id, DELIVERIES.c.variant_id, DELIVERIES.c.attempts
+            )
         )
-        .returning(
-            DELIVERIES.c.id, DELIVERIES.c.subscriber_id, DELIVERIES.c.variant_id, DELIVERIES.c.attempts
-        )
-    )
-    items = [
-        WorkItem(
-            "delivery", row.id, row.subscriber_id, row.attempts, edition_id, row.variant_id, newsletter_id
-        )
-        for row in claimed
-    ]
+        items += [
+            WorkItem(
+                "delivery", row.id, row.subscriber_id, row.attempts, edition_id, row.variant_id, newsletter_id
+            )
+            for row in claimed
+        ]
+        if len(items) >= limit:
+            break
     _attach_recipients(conn, items, newsletter_id)
     return items
 
@@ -132,6 +141,7 @@ def claim_messages(
             status="sending",
             lease_owner=owner,
             lease_expires_at=now + lease,
+            attempt_started_at=None,
             attempts=MESSAGES.c.attempts + 1,
         )
         .returning(MESSAGES.c.id, MESSAGES.c.subscriber_id, MESSAGES.c.attempts, MESSAGES.c.newsletter_id)
@@ -251,10 +261,45 @@ def _params(result: Result, owner: str, now: datetime) -> dict[str, object]:
     }
 
 
+def _mark_started_statement(table: Table) -> Update:
+    return (
+        update(table)
+        .where(
+            table.c.id == bindparam("b_id"),
+            table.c.lease_owner == bindparam("b_owner"),
+            table.c.status == "sending",
+        )
+        .values(attempt_started_at=bindparam("b_now"))
+    )
+
+
+_MARK_STARTED = {
+    "delivery": _mark_started_statement(DELIVERIES),
+    "message": _mark_started_statement(MESSAGES),
+}
+
+
+def mark_started(conn: Connection, items: Sequence[WorkItem], *, owner: str, now: datetime) -> None:
+    """Note that these leased rows are about to reach SMTP (see `requeue_where`)."""
+    for kind, statement in _MARK_STARTED.items():
+        rows = [{"b_id": item.id, "b_owner": owner, "b_now": now} for item in items if item.kind == kind]
+        if rows:
+            conn.execute(statement, rows)
+
+
 def record_results(
-    conn: Connection, results: Sequence[Result], *, owner: str, now: datetime, bounce_threshold: int
+    conn: Connection,
+    results: Sequence[Result],
+    *,
+    owner: str,
+    now: datetime,
+    bounce_threshold: int,
+    started: Sequence[WorkItem] = (),
 ) -> list[int]:
-    """Write a group of outcomes in the caller's transaction; return newly bounced subscriber ids."""
+    """Write a group of outcomes (and attempts about to start) in the caller's transaction;
+    return newly bounced subscriber ids."""
+    if started:
+        mark_started(conn, started, owner=owner, now=now)
     deliveries = [_params(r, owner, now) for r in results if r.item.kind == "delivery"]
     messages = [_params(r, owner, now) for r in results if r.item.kind == "message"]
     if deliveries:
@@ -336,6 +381,9 @@ def requeue_where(
     expired_before: datetime | None = None,
     owners: Sequence[str] = (),
 ) -> int:
+    """Hand back leased rows. Those whose attempt had started may have been sent: they become
+    due retries (claimed first, same Message-ID). The others never reached SMTP: they go back
+    to the queue and their attempt is not counted."""
     total = 0
     for table in (DELIVERIES, MESSAGES):
         condition = table.c.status == "sending"
@@ -343,12 +391,20 @@ def requeue_where(
             condition = condition & (table.c.lease_expires_at < expired_before)
         if owners:
             condition = condition & table.c.lease_owner.in_(list(owners))
-        result = conn.execute(
-            update(table)
-            .where(condition)
-            .values(status="retry", next_attempt_at=now, lease_owner=None, lease_expires_at=None)
-        )
-        total += int(getattr(result, "rowcount", 0) or 0)
+        started = table.c.attempt_started_at.is_not(None)
+        for subset, values in (
+            (started, {"status": "retry", "next_attempt_at": now}),
+            (
+                ~started,
+                {"status": "queued", "attempts": case((table.c.attempts > 0, table.c.attempts - 1), else_=0)},
+            ),
+        ):
+            result = conn.execute(
+                update(table)
+                .where(condition & subset)
+                .values(**values, lease_owner=None, lease_expires_at=None)
+            )
+            total += int(getattr(result, "rowcount", 0) or 0)
     return total
 
 

@@ -1,5 +1,7 @@
-"""Group commit of delivery outcomes: a sender moves on only once its last outcome is committed,
-so a crash can duplicate at most the messages in flight (one per connection)."""
+"""Group commit of delivery outcomes: a message's body goes out only once the previous outcome of
+its connection is committed, in the same commit that marks this attempt as started. So a crash
+can duplicate at most the messages in flight (one per connection), and the ledger knows which
+rows those may be."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from newsletter.context import AppContext
 from newsletter.database.models import utcnow
 from newsletter.delivery import ledger
-from newsletter.delivery.ledger import Result
+from newsletter.delivery.ledger import Result, WorkItem
 from newsletter.delivery.writer import LedgerWriter
 from newsletter.logs import get_logger
 
@@ -26,21 +28,17 @@ class Recorder:
         self.context = context
         self.owner = owner
         self.after_commit = after_commit
-        self._pending: list[tuple[Result, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Result | None, WorkItem | None, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self.writer = LedgerWriter(context.settings.database)
 
-    async def submit(self, result: Result) -> None:
-        """Queue an outcome and wait until it is committed."""
+    def submit_nowait(
+        self, result: Result | None, *, started: WorkItem | None = None
+    ) -> asyncio.Future[None]:
+        """Queue an outcome and/or an attempt about to start; the future is done once committed."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((result, done))
-        self._wake.set()
-        await done
-
-    def submit_nowait(self, result: Result) -> asyncio.Future[None]:
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending.append((result, done))
+        self._pending.append((result, started, done))
         self._wake.set()
         return done
 
@@ -54,8 +52,11 @@ class Recorder:
                     break
                 continue
             group, self._pending = self._pending, []
-            await self._commit([result for result, _ in group])
-            for _, done in group:
+            await self._commit(
+                [result for result, _, _ in group if result is not None],
+                [item for _, item, _ in group if item is not None],
+            )
+            for _, _, done in group:
                 if not done.done():
                     done.set_result(None)
             if self._closing and not self._pending:
@@ -66,11 +67,11 @@ class Recorder:
         self._closing = True
         self._wake.set()
 
-    async def _commit(self, results: list[Result]) -> None:
+    async def _commit(self, results: list[Result], started: list[WorkItem]) -> None:
         delay = 0.1
         while True:
             try:
-                await self._write(results)
+                await self._write(results, started)
                 break
             except (OperationalError, DBAPIError, OSError) as exc:
                 # The database went away: nothing is sent meanwhile (senders wait on us).
@@ -81,14 +82,14 @@ class Recorder:
         if failing and self.after_commit is not None:
             await self.after_commit({e for e in failing if e is not None})
 
-    async def _write(self, results: list[Result]) -> None:
+    async def _write(self, results: list[Result], started: list[WorkItem]) -> None:
         threshold = self.context.settings.delivery.bounce_threshold
         now = utcnow()
         # Worker crashes lose nothing committed with relaxed durability; only a PostgreSQL server
         # crash could forget the last moments of outcomes, and those messages would go again.
         bounced = await self.writer.transaction(
             lambda conn: ledger.record_results(
-                conn, results, owner=self.owner, now=now, bounce_threshold=threshold
+                conn, results, owner=self.owner, now=now, bounce_threshold=threshold, started=started
             ),
             relaxed_durability=True,
         )

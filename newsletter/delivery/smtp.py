@@ -65,6 +65,7 @@ class _Replies(asyncio.Protocol):
         if self._lost is not None:
             for future in futures:
                 future.set_exception(self._lost)
+                future.exception()
         else:
             self._waiting.extend(futures)
         return futures
@@ -115,6 +116,9 @@ class _Replies(asyncio.Protocol):
             future = self._waiting.popleft()
             if not future.done():
                 future.set_exception(self._lost)
+                # Replies nobody waits for any more (a pipelined envelope given up after a
+                # timeout) must not be logged as "exception was never retrieved".
+                future.exception()
 
 
 class SmtpSession:

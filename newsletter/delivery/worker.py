@@ -96,8 +96,9 @@ class Worker:
             for n in range(self.settings.smtp.concurrency)
         ]
         try:
-            await claimer
-            await asyncio.gather(*senders)
+            # A sender that fails stops the worker at once (its leases go back) instead of
+            # leaving the claimer feeding a queue that nobody drains.
+            await asyncio.gather(claimer, *senders)
         finally:
             finished.set()
             for task in (claimer, *senders):
@@ -220,32 +221,48 @@ class Worker:
 
     async def _sender(self, stopping: asyncio.Event, finished: asyncio.Event) -> None:
         session = SmtpSession(self.settings.smtp)
-        # The previous message's outcome, still being committed while this connection already
-        # opens the next envelope; its body waits for that commit, so a crash can leave at most
-        # one message per connection sent but unrecorded.
-        previous: asyncio.Future[None] | None = None
+        # The previous message's outcome is committed together with the mark that this message's
+        # attempt has started, while this connection already opens the envelope; the body waits
+        # for that commit. So a crash can leave at most one message per connection sent but
+        # unrecorded, and it is one of the rows marked started.
+        unrecorded: Result | None = None
         try:
             while not stopping.is_set():
-                item = await self._next_item(stopping, finished)
+                item = self._take_nowait()
                 if item is None:
-                    return
+                    if unrecorded is not None:
+                        self._record(unrecorded)
+                        unrecorded = None
+                    item = await self._next_item(stopping, finished)
+                    if item is None:
+                        return
                 self._in_flight += 1
                 metrics.IN_FLIGHT.inc()
+                committed = self._record(unrecorded, started=item)
+                unrecorded = None
                 try:
-                    result = await self._deliver(session, item, stopping, previous)
+                    unrecorded = await self._deliver(session, item, stopping, committed)
                 except BaseException:
                     self._done_in_flight(None)
                     raise
-                if previous is not None:
-                    await previous
-                self.stats.count(result.status)
-                metrics.MESSAGES.labels(_kind(item), result.status).inc()
-                previous = self.recorder.submit_nowait(result)
-                previous.add_done_callback(self._done_in_flight)
+                self.stats.count(unrecorded.status)
+                metrics.MESSAGES.labels(_kind(item), unrecorded.status).inc()
         finally:
-            if previous is not None:
-                await previous
+            if unrecorded is not None:
+                await self._record(unrecorded)
             await session.close()
+
+    def _record(self, result: Result | None, *, started: WorkItem | None = None) -> asyncio.Future[None]:
+        committed = self.recorder.submit_nowait(result, started=started)
+        if result is not None:
+            committed.add_done_callback(self._done_in_flight)
+        return committed
+
+    def _take_nowait(self) -> WorkItem | None:
+        try:
+            return self.queue.get_nowait()
+        except asyncio.QueueEmpty:
+            return None
 
     def _done_in_flight(self, _: object) -> None:
         self._in_flight -= 1
@@ -273,8 +290,9 @@ class Worker:
         session: SmtpSession,
         item: WorkItem,
         stopping: asyncio.Event,
-        previous: asyncio.Future[None] | None = None,
+        committed: asyncio.Future[None] | None = None,
     ) -> Result:
+        """One SMTP transaction; the body waits for `committed` (the commit marking it started)."""
         refusal = self.recheck.refusal(item)
         if refusal == "released":
             return Result(item, "released")
@@ -295,8 +313,8 @@ class Worker:
         try:
             reply = await session.begin(item.email or "", smtputf8=message.smtputf8)
             if reply is None:
-                if previous is not None:
-                    await previous
+                if committed is not None:
+                    await committed
                 reply = await session.finish(message.data)
         except SmtpConnectionLost as exc:
             outcome = connection_lost(str(exc), attempts=item.attempts, max_attempts=max_attempts)

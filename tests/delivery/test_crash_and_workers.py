@@ -15,6 +15,7 @@ from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition
 from newsletter.editions.service import start_edition
+from tests.support.editions import addresses
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.process import environment_for, newsletter, start
 from tests.support.smtp import FaultyMailbox, SmtpServer
@@ -45,6 +46,15 @@ async def test_sigkill_mid_edition_then_restart_loses_nobody(
         sender.wait(10)
         at_kill = sink.count()
         assert at_kill < 400, "the edition finished before the kill: make it longer"
+        # What the server got but the ledger does not show as sent is among the rows marked
+        # started, and those are at most one per connection.
+        emails = await addresses(context)
+        async with context.db.session() as session:
+            rows = (await session.scalars(select(Delivery))).all()
+        maybe_sent = {emails[d.subscriber_id] for d in rows if d.status == "sending" and d.attempt_started_at}
+        sent = {emails[d.subscriber_id] for d in rows if d.status == "sent"}
+        unrecorded = {r for m in sink.messages() for r in m.rcpt_tos} - sent
+        assert len(maybe_sent) <= concurrency and unrecorded <= maybe_sent
         restarted = newsletter("send", "--json", cwd=tmp_path, env=env)
         assert restarted.returncode == 0, restarted.stdout + restarted.stderr
     received = Counter(r for m in sink.messages() for r in m.rcpt_tos)

@@ -1,8 +1,8 @@
 """SIGKILL at random points of a 20,000-subscriber edition, and of one of two PostgreSQL workers:
-afterwards each subscriber has the edition once in the ledger and got it at least once; each kill
-duplicates at most the messages then in flight (one per connection, with the same Message-ID).
-A message in flight at two kills (re-sent after the first restart, caught again by the second)
-arrives three times: that is still within the bound, which is per kill."""
+afterwards each subscriber has the edition once in the ledger, and got it at least once and at
+most twice (a resend carries the same Message-ID). Twice at most because the ledger knows which
+rows may have gone out at a kill (their attempt was marked started) and sends those first after
+the restart, so the next kill does not find them in flight again."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def check(rows: list[Delivery], sink: Mailbox, *, kills: int) -> None:
     assert Counter(d.status for d in rows) == {"sent": EDITION}
     received = Counter(m.message_id for m in sink.messages())
     assert set(received) == {d.message_id for d in rows}  # everyone got it...
-    assert max(received.values()) <= 1 + kills  # ...once, plus at most once per kill,
+    assert max(received.values()) <= 2  # ...at most twice,
     assert sum(received.values()) - EDITION <= kills * CONCURRENCY  # and only what was in flight
 
 

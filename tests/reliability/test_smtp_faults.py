@@ -127,14 +127,20 @@ async def test_connections_dropped_before_during_and_after_data(scenario: Scenar
 
 async def test_a_server_that_hangs_past_the_timeout(scenario: Scenario) -> None:
     handler = FaultyMailbox(
-        hang=lambda address, attempt: 1.5 if attempt == 1 and number(address) % 500 == 0 else 0
+        hang=lambda address, attempt: 3.0 if attempt == 1 and number(address) % 500 == 0 else 0
     )
-    rows, _ = await send_edition(scenario, handler, smtp={"timeout": 0.5})
+    rows, _ = await send_edition(scenario, handler, smtp={"timeout": 1.0})
     assert handler.faults["hang"] == EDITION // 500
     assert Counter(d.status for d in rows) == {"sent": EDITION}
     hung = [d for d in rows if d.attempts == 2]
     assert len(hung) >= EDITION // 500
-    check_ledger(rows, handler)
+    # A hang at RCPT loses nothing and duplicates nothing. On a loaded machine a normal message
+    # can also outlast the timeout after the server took it: that one goes twice, and only a
+    # message the ledger shows as retried after a timeout may.
+    twice = {m for m, n in Counter(m.message_id for m in handler.messages()).items() if n > 1}
+    retried = {d.message_id for d in rows if d.attempts >= 2}
+    assert twice <= retried
+    check_ledger(rows, handler, duplicates=len(twice))
 
 
 async def test_a_server_away_for_a_minute_then_back(

@@ -1,0 +1,76 @@
+"""The ledger after a crash: which leased rows may have been sent, and what goes out first."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from newsletter.context import AppContext
+from newsletter.database.models import utcnow
+from newsletter.delivery import ledger
+from tests.support.editions import EditionFactory, deliveries
+
+LEASE = timedelta(minutes=5)
+
+
+async def claim(context: AppContext, edition_id: int, owner: str, limit: int) -> list[ledger.WorkItem]:
+    async with context.db.engine.begin() as conn:
+        return await conn.run_sync(
+            ledger.claim_deliveries,
+            (edition_id, "daily"),
+            owner=owner,
+            limit=limit,
+            now=utcnow(),
+            lease=LEASE,
+        )
+
+
+async def test_a_dead_lease_comes_back_split_by_whether_its_attempt_started(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
+    edition = await edition_for(10)
+    claimed = await claim(context, edition.id, "dead-worker", 10)
+    started = claimed[:3]
+    async with context.db.engine.begin() as conn:
+        await conn.run_sync(
+            ledger.record_results, [], owner="dead-worker", now=utcnow(), bounce_threshold=1, started=started
+        )
+        assert await conn.run_sync(ledger.requeue_owners, ["dead-worker"], now=utcnow()) == 10
+    rows = {d.id: d for d in await deliveries(context, edition.id)}
+    maybe_sent = {item.id for item in started}
+    # Those that reached SMTP may have gone out: due retries, their attempt counted.
+    assert {rows[i].status for i in maybe_sent} == {"retry"}
+    assert all(rows[i].attempts == 1 and rows[i].lease_owner is None for i in maybe_sent)
+    # The rest never did: back in the queue as if never claimed.
+    others = [d for i, d in rows.items() if i not in maybe_sent]
+    assert Counter((d.status, d.attempts) for d in others) == {("queued", 0): 7}
+
+
+async def test_due_retries_are_claimed_before_queued_work(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
+    edition = await edition_for(10)
+    claimed = await claim(context, edition.id, "dead-worker", 10)
+    async with context.db.engine.begin() as conn:
+        await conn.run_sync(
+            ledger.record_results,
+            [],
+            owner="dead-worker",
+            now=utcnow(),
+            bounce_threshold=1,
+            started=claimed[-2:],
+        )
+        await conn.run_sync(ledger.requeue_owners, ["dead-worker"], now=utcnow())
+    first = await claim(context, edition.id, "restarted", 3)
+    assert {item.id for item in claimed[-2:]} <= {item.id for item in first}
+    again = [d for d in await deliveries(context, edition.id) if d.id in {i.id for i in first}]
+    # A new claim starts each attempt unmarked.
+    assert all(d.status == "sending" and d.attempt_started_at is None for d in again)
+
+
+async def test_a_started_mark_needs_the_lease(context: AppContext, edition_for: EditionFactory) -> None:
+    edition = await edition_for(2)
+    claimed = await claim(context, edition.id, "worker-a", 2)
+    async with context.db.engine.begin() as conn:
+        await conn.run_sync(ledger.mark_started, claimed, owner="worker-b", now=utcnow())
+    assert all(d.attempt_started_at is None for d in await deliveries(context, edition.id))
