@@ -273,33 +273,41 @@ def _mark_started_statement(table: Table) -> Update:
     )
 
 
-_MARK_STARTED = {
-    "delivery": _mark_started_statement(DELIVERIES),
-    "message": _mark_started_statement(MESSAGES),
-}
+_LEASED = {"delivery": DELIVERIES, "message": MESSAGES}
+_MARK_STARTED = {kind: _mark_started_statement(table) for kind, table in _LEASED.items()}
 
 
-def mark_started(conn: Connection, items: Sequence[WorkItem], *, owner: str, now: datetime) -> None:
-    """Note that these leased rows are about to reach SMTP (see `requeue_where`)."""
+def mark_started(
+    conn: Connection, items: Sequence[WorkItem], *, owner: str, now: datetime
+) -> set[tuple[str, int]]:
+    """Note that these leased rows are about to reach SMTP (see `requeue_where`). Returns the
+    (kind, id) of those no longer leased by `owner` (expired and taken back): their bodies must
+    not go out, another worker may be sending them."""
+    lost: set[tuple[str, int]] = set()
     for kind, statement in _MARK_STARTED.items():
-        rows = [{"b_id": item.id, "b_owner": owner, "b_now": now} for item in items if item.kind == kind]
-        if rows:
-            conn.execute(statement, rows)
+        ids = [item.id for item in items if item.kind == kind]
+        if not ids:
+            continue
+        marked = conn.execute(statement, [{"b_id": i, "b_owner": owner, "b_now": now} for i in ids]).rowcount
+        if marked != len(ids):
+            table = _LEASED[kind]
+            still = set(
+                conn.execute(
+                    select(table.c.id).where(
+                        table.c.id.in_(ids),
+                        table.c.lease_owner == owner,
+                        table.c.status == "sending",
+                    )
+                ).scalars()
+            )
+            lost.update((kind, i) for i in ids if i not in still)
+    return lost
 
 
 def record_results(
-    conn: Connection,
-    results: Sequence[Result],
-    *,
-    owner: str,
-    now: datetime,
-    bounce_threshold: int,
-    started: Sequence[WorkItem] = (),
+    conn: Connection, results: Sequence[Result], *, owner: str, now: datetime, bounce_threshold: int
 ) -> list[int]:
-    """Write a group of outcomes (and attempts about to start) in the caller's transaction;
-    return newly bounced subscriber ids."""
-    if started:
-        mark_started(conn, started, owner=owner, now=now)
+    """Write a group of outcomes in the caller's transaction; return newly bounced subscriber ids."""
     deliveries = [_params(r, owner, now) for r in results if r.item.kind == "delivery"]
     messages = [_params(r, owner, now) for r in results if r.item.kind == "message"]
     if deliveries:

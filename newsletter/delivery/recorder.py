@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from newsletter.context import AppContext
@@ -28,16 +29,17 @@ class Recorder:
         self.context = context
         self.owner = owner
         self.after_commit = after_commit
-        self._pending: list[tuple[Result | None, WorkItem | None, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Result | None, WorkItem | None, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self.writer = LedgerWriter(context.settings.database)
 
     def submit_nowait(
         self, result: Result | None, *, started: WorkItem | None = None
-    ) -> asyncio.Future[None]:
-        """Queue an outcome and/or an attempt about to start; the future is done once committed."""
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    ) -> asyncio.Future[bool]:
+        """Queue an outcome and/or an attempt about to start. The future is done once committed:
+        False if the attempt could not be marked started because its lease is gone."""
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         self._pending.append((result, started, done))
         self._wake.set()
         return done
@@ -52,13 +54,13 @@ class Recorder:
                     break
                 continue
             group, self._pending = self._pending, []
-            await self._commit(
+            lost = await self._commit(
                 [result for result, _, _ in group if result is not None],
                 [item for _, item, _ in group if item is not None],
             )
-            for _, _, done in group:
+            for _, item, done in group:
                 if not done.done():
-                    done.set_result(None)
+                    done.set_result(item is None or (item.kind, item.id) not in lost)
             if self._closing and not self._pending:
                 break
         await self.writer.close()
@@ -67,11 +69,11 @@ class Recorder:
         self._closing = True
         self._wake.set()
 
-    async def _commit(self, results: list[Result], started: list[WorkItem]) -> None:
+    async def _commit(self, results: list[Result], started: list[WorkItem]) -> set[tuple[str, int]]:
         delay = 0.1
         while True:
             try:
-                await self._write(results, started)
+                lost = await self._write(results, started)
                 break
             except (OperationalError, DBAPIError, OSError) as exc:
                 # The database went away: nothing is sent meanwhile (senders wait on us).
@@ -81,17 +83,24 @@ class Recorder:
         failing = {r.item.edition_id for r in results if r.status == "failed" and r.item.edition_id}
         if failing and self.after_commit is not None:
             await self.after_commit({e for e in failing if e is not None})
+        return lost
 
-    async def _write(self, results: list[Result], started: list[WorkItem]) -> None:
+    async def _write(self, results: list[Result], started: list[WorkItem]) -> set[tuple[str, int]]:
         threshold = self.context.settings.delivery.bounce_threshold
         now = utcnow()
+
+        def write(conn: Connection) -> tuple[list[int], set[tuple[str, int]]]:
+            bounced = ledger.record_results(
+                conn, results, owner=self.owner, now=now, bounce_threshold=threshold
+            )
+            lost = ledger.mark_started(conn, started, owner=self.owner, now=now) if started else set()
+            return bounced, lost
+
         # Worker crashes lose nothing committed with relaxed durability; only a PostgreSQL server
         # crash could forget the last moments of outcomes, and those messages would go again.
-        bounced = await self.writer.transaction(
-            lambda conn: ledger.record_results(
-                conn, results, owner=self.owner, now=now, bounce_threshold=threshold, started=started
-            ),
-            relaxed_durability=True,
-        )
+        bounced, lost = await self.writer.transaction(write, relaxed_durability=True)
         if bounced:
             log.info("subscribers.bounced", subscribers=len(bounced))
+        if lost:
+            log.warning("delivery.lease_lost", worker=self.owner, rows=len(lost))
+        return lost

@@ -252,7 +252,7 @@ class Worker:
                 await self._record(unrecorded)
             await session.close()
 
-    def _record(self, result: Result | None, *, started: WorkItem | None = None) -> asyncio.Future[None]:
+    def _record(self, result: Result | None, *, started: WorkItem | None = None) -> asyncio.Future[bool]:
         committed = self.recorder.submit_nowait(result, started=started)
         if result is not None:
             committed.add_done_callback(self._done_in_flight)
@@ -290,7 +290,7 @@ class Worker:
         session: SmtpSession,
         item: WorkItem,
         stopping: asyncio.Event,
-        committed: asyncio.Future[None] | None = None,
+        committed: asyncio.Future[bool] | None = None,
     ) -> Result:
         """One SMTP transaction; the body waits for `committed` (the commit marking it started)."""
         refusal = self.recheck.refusal(item)
@@ -313,8 +313,12 @@ class Worker:
         try:
             reply = await session.begin(item.email or "", smtputf8=message.smtputf8)
             if reply is None:
-                if committed is not None:
-                    await committed
+                if committed is not None and not await committed:
+                    # Our lease ran out (the database was away longer than it lasts) and the
+                    # row was handed back: another worker may be sending it. Dropping the
+                    # connection at 354 delivers nothing.
+                    session.abort()
+                    return Result(item, "released")
                 reply = await session.finish(message.data)
         except SmtpConnectionLost as exc:
             outcome = connection_lost(str(exc), attempts=item.attempts, max_attempts=max_attempts)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from datetime import timedelta
 
+from sqlalchemy import update
+
 from newsletter.context import AppContext
-from newsletter.database.models import utcnow
+from newsletter.database.models import Delivery, utcnow
 from newsletter.delivery import ledger
 from tests.support.editions import EditionFactory, deliveries
 
@@ -32,9 +34,7 @@ async def test_a_dead_lease_comes_back_split_by_whether_its_attempt_started(
     claimed = await claim(context, edition.id, "dead-worker", 10)
     started = claimed[:3]
     async with context.db.engine.begin() as conn:
-        await conn.run_sync(
-            ledger.record_results, [], owner="dead-worker", now=utcnow(), bounce_threshold=1, started=started
-        )
+        assert await conn.run_sync(ledger.mark_started, started, owner="dead-worker", now=utcnow()) == set()
         assert await conn.run_sync(ledger.requeue_owners, ["dead-worker"], now=utcnow()) == 10
     rows = {d.id: d for d in await deliveries(context, edition.id)}
     maybe_sent = {item.id for item in started}
@@ -52,14 +52,7 @@ async def test_due_retries_are_claimed_before_queued_work(
     edition = await edition_for(10)
     claimed = await claim(context, edition.id, "dead-worker", 10)
     async with context.db.engine.begin() as conn:
-        await conn.run_sync(
-            ledger.record_results,
-            [],
-            owner="dead-worker",
-            now=utcnow(),
-            bounce_threshold=1,
-            started=claimed[-2:],
-        )
+        await conn.run_sync(ledger.mark_started, claimed[-2:], owner="dead-worker", now=utcnow())
         await conn.run_sync(ledger.requeue_owners, ["dead-worker"], now=utcnow())
     first = await claim(context, edition.id, "restarted", 3)
     assert {item.id for item in claimed[-2:]} <= {item.id for item in first}
@@ -69,8 +62,14 @@ async def test_due_retries_are_claimed_before_queued_work(
 
 
 async def test_a_started_mark_needs_the_lease(context: AppContext, edition_for: EditionFactory) -> None:
-    edition = await edition_for(2)
-    claimed = await claim(context, edition.id, "worker-a", 2)
+    edition = await edition_for(3)
+    claimed = await claim(context, edition.id, "worker-a", 3)
     async with context.db.engine.begin() as conn:
-        await conn.run_sync(ledger.mark_started, claimed, owner="worker-b", now=utcnow())
-    assert all(d.attempt_started_at is None for d in await deliveries(context, edition.id))
+        # The lease of the first row ran out and went to another worker meanwhile.
+        await conn.execute(
+            update(Delivery).where(Delivery.id == claimed[0].id).values(lease_owner="worker-b")
+        )
+        lost = await conn.run_sync(ledger.mark_started, claimed, owner="worker-a", now=utcnow())
+    assert lost == {("delivery", claimed[0].id)}
+    marked = {d.id for d in await deliveries(context, edition.id) if d.attempt_started_at is not None}
+    assert marked == {claimed[1].id, claimed[2].id}

@@ -10,6 +10,7 @@ from sqlalchemy import func, select, update
 
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, utcnow
+from newsletter.delivery.ledger import WorkItem
 from newsletter.delivery.outbox import enqueue_confirmation
 from newsletter.delivery.worker import Worker, drain
 from newsletter.editions import service
@@ -301,3 +302,34 @@ async def test_a_running_worker_sends_a_new_signups_confirmation(
         stopping.set()
         await work
     assert smtp_server.handler.recipients() == ["newcomer1@readers.example"]
+
+
+class LeaseLosingWorker(Worker):
+    """Loses the lease of its first batch as soon as it has claimed it, as when the database was
+    away for longer than a lease lasts and a sweeper handed the rows back to the queue."""
+
+    lost: list[int]
+
+    async def _claim(self, limit: int) -> list[WorkItem]:
+        items = await super()._claim(limit)
+        if items and not hasattr(self, "lost"):
+            self.lost = [item.id for item in items]
+            async with self.context.db.engine.begin() as conn:
+                await conn.execute(
+                    update(Delivery)
+                    .where(Delivery.id.in_(self.lost))
+                    .values(status="queued", attempts=0, lease_owner=None, lease_expires_at=None)
+                )
+        return items
+
+
+async def test_a_worker_that_lost_its_lease_sends_nothing_of_it(scenario: Scenario) -> None:
+    async with scenario(Mailbox(), 20, smtp={"concurrency": 2}) as s:
+        worker = LeaseLosingWorker(s.context, editions={s.edition.id}, exit_when_idle=True)
+        await asyncio.wait_for(worker.run(asyncio.Event()), 60)
+        rows = await deliveries(s.context, s.edition.id)
+        received = Counter(r for m in s.server.handler.messages() for r in m.rcpt_tos)
+    assert len(worker.lost) == 20
+    # The bodies of the lost rows never went out under the old lease; reclaimed, each went once.
+    assert {d.status for d in rows} == {"sent"}
+    assert len(received) == 20 and set(received.values()) == {1}
