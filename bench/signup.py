@@ -155,22 +155,16 @@ def _figures(backend: str, signup: Load, health: Load, created: int) -> list[Fig
                 "healthz_unanswered": health.unanswered,
             },
         ),
-        Figure(
-            CASE,
-            f"POST /subscribe p50 latency, {backend}",
-            ours=signup.p50_ms,
-            unit="ms",
-            baseline=health.p50_ms,
-            baseline_name=name,
-            ratio=ratio(signup.p50_ms, health.p50_ms),
-        ),
-        Figure(
-            CASE,
-            f"POST /subscribe p99 latency, {backend}",
-            ours=signup.p99_ms,
-            unit="ms",
-            baseline=health.p99_ms,
-            baseline_name=name,
-            ratio=ratio(signup.p99_ms, health.p99_ms),
+        *(
+            Figure(
+                CASE,
+                f"POST /subscribe {label} latency, {backend}",
+                ours=getattr(signup, f"{label}_ms"),
+                unit="ms",
+                baseline=getattr(health, f"{label}_ms"),
+                baseline_name=name,
+                ratio=ratio(getattr(signup, f"{label}_ms"), getattr(health, f"{label}_ms")),
+            )
+            for label in ("p50", "p99")
         ),
     ]

@@ -70,6 +70,17 @@ class Result:
 # -- claiming ---------------------------------------------------------------------------------
 
 
+def _leased(table: Table, owner: str, until: datetime) -> dict[str, object]:
+    """What a claim writes: leased to `owner`, one more attempt, not yet started."""
+    return {
+        "status": "sending",
+        "lease_owner": owner,
+        "lease_expires_at": until,
+        "attempt_started_at": None,
+        "attempts": table.c.attempts + 1,
+    }
+
+
 def claim_deliveries(
     conn: Connection,
     edition: tuple[int, str],
@@ -100,14 +111,7 @@ def claim_deliveries(
         claimed = conn.execute(
             update(DELIVERIES)
             .where(DELIVERIES.c.id.in_(due.scalar_subquery()))
-            .values(
-                status="sending",
-                lease_owner=owner,
-                lease_expires_at=now + lease,
-                attempt_started_at=None,
-                attempts=DELIVERIES.c.attempts + 1,
-                updated_at=now,
-            )
+            .values(**_leased(DELIVERIES, owner, now + lease), updated_at=now)
             .returning(
                 DELIVERIES.c.id, DELIVERIES.c.subscriber_id, DELIVERIES.c.variant_id, DELIVERIES.c.attempts
             )
@@ -137,13 +141,7 @@ def claim_messages(
     claimed = conn.execute(
         update(MESSAGES)
         .where(MESSAGES.c.id.in_(due.scalar_subquery()))
-        .values(
-            status="sending",
-            lease_owner=owner,
-            lease_expires_at=now + lease,
-            attempt_started_at=None,
-            attempts=MESSAGES.c.attempts + 1,
-        )
+        .values(**_leased(MESSAGES, owner, now + lease))
         .returning(MESSAGES.c.id, MESSAGES.c.subscriber_id, MESSAGES.c.attempts, MESSAGES.c.newsletter_id)
     )
     items = [

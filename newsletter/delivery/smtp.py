@@ -50,6 +50,13 @@ def dot_stuff(data: bytes) -> bytes:
     return data + b".\r\n"
 
 
+def _reject(future: asyncio.Future[tuple[int, str]], error: Exception) -> None:
+    future.set_exception(error)
+    # Replies nobody waits for any more (a pipelined envelope given up after a timeout) must not
+    # be logged as "exception was never retrieved"; a waiter still gets the error.
+    future.exception()
+
+
 class _Replies(asyncio.Protocol):
     """Reads the server's replies in order; each command written first asks for a future."""
 
@@ -64,8 +71,7 @@ class _Replies(asyncio.Protocol):
         futures = [loop.create_future() for _ in range(count)]
         if self._lost is not None:
             for future in futures:
-                future.set_exception(self._lost)
-                future.exception()
+                _reject(future, self._lost)
         else:
             self._waiting.extend(futures)
         return futures
@@ -115,10 +121,7 @@ class _Replies(asyncio.Protocol):
         while self._waiting:
             future = self._waiting.popleft()
             if not future.done():
-                future.set_exception(self._lost)
-                # Replies nobody waits for any more (a pipelined envelope given up after a
-                # timeout) must not be logged as "exception was never retrieved".
-                future.exception()
+                _reject(future, self._lost)
 
 
 class SmtpSession:
