@@ -108,6 +108,10 @@ class ServerConfig(Section):
     max_api_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     # Proxies whose X-Forwarded-For is believed (comma-separated IPs, or "*").
     forwarded_allow_ips: str = "127.0.0.1"
+    # Idle keep-alive connections are closed after this many seconds. Longer than the idle
+    # timeout of the proxies usually in front (nginx, load balancers: 60 s), so that they close
+    # first: a connection we close just as a client reuses it fails that client's request.
+    keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
     # The parts `newsletter serve` runs in its one process.
     web: bool = True
     scheduler: bool = True

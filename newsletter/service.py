@@ -39,6 +39,7 @@ def web_part(app: FastAPI, settings: Settings) -> Part:
                 proxy_headers=True,
                 forwarded_allow_ips=settings.server.forwarded_allow_ips,
                 timeout_graceful_shutdown=10,
+                timeout_keep_alive=settings.server.keep_alive_seconds,
             )
         )
         serving = asyncio.create_task(server.serve())

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.database.models import FeedState
+from newsletter.database.upsert import insert_for
 
 _MAX_ERROR_CHARS = 2000
 
@@ -52,9 +52,7 @@ async def record_check(
 
 
 async def _upsert(session: AsyncSession, feed_url: str, **values: Any) -> None:
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(FeedState).values(feed_url=feed_url, **values)
+    statement = insert_for(session.get_bind().dialect.name, FeedState).values(feed_url=feed_url, **values)
     await session.execute(statement.on_conflict_do_update(index_elements=["feed_url"], set_=values))
 
 

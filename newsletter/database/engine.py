@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,10 +41,51 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
+# The longest a background writer waits for the foreground to finish (see ForegroundFirst).
+BACKGROUND_WAIT_SECONDS = 0.02
+
+
+class ForegroundFirst:
+    """On SQLite, the process's async connection (web requests, claims) writes before the
+    delivery worker's ledger thread.
+
+    SQLite takes one writer at a time, and a writer that finds the lock taken sleeps in growing
+    steps (up to 100 ms) before trying again. While a send runs, the ledger thread commits back
+    to back, so a signup could lose that race for a quarter of a second. Instead the ledger
+    thread waits, at most BACKGROUND_WAIT_SECONDS, until the async connection is back in its
+    pool before it begins a transaction.
+    """
+
+    def __init__(self) -> None:
+        self._checked_out = 0
+        self._returned = threading.Condition()
+
+    def checked_out(self, *_: Any) -> None:
+        with self._returned:
+            self._checked_out += 1
+
+    def checked_in(self, *_: Any) -> None:
+        with self._returned:
+            self._checked_out -= 1
+            if self._checked_out == 0:
+                self._returned.notify_all()
+
+    @property
+    def busy(self) -> bool:
+        with self._returned:
+            return self._checked_out > 0
+
+    def wait_for_turn(self, timeout: float = BACKGROUND_WAIT_SECONDS) -> None:
+        with self._returned:
+            self._returned.wait_for(lambda: self._checked_out == 0, timeout)
+
+
 @dataclass(frozen=True)
 class Database:
     engine: AsyncEngine
     session: async_sessionmaker[AsyncSession]
+    # SQLite only: what a background writer on another connection waits for.
+    foreground: ForegroundFirst | None = field(default=None)
 
     @property
     def dialect(self) -> str:
@@ -91,9 +133,13 @@ def open_database(config: DatabaseConfig) -> Database:
     else:
         options.update(pool_pre_ping=True, pool_size=config.pool_size, max_overflow=config.pool_size * 2)
     engine = create_async_engine(url, **options)
+    foreground = None
     if engine.dialect.name == "sqlite":
         _configure_sqlite(engine.sync_engine)
-    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+        foreground = ForegroundFirst()
+        event.listen(engine.sync_engine.pool, "checkout", foreground.checked_out)
+        event.listen(engine.sync_engine.pool, "checkin", foreground.checked_in)
+    return Database(engine, async_sessionmaker(engine, expire_on_commit=False), foreground)
 
 
 def sync_url(url: str) -> str:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from newsletter.database.models import Message, utcnow
 
@@ -14,7 +14,10 @@ CONFIRMATION = "confirmation"
 
 
 async def enqueue_confirmations(
-    session: AsyncSession, owed: Sequence[tuple[int, str | None]], *, now: datetime | None = None
+    session: AsyncSession | AsyncConnection,
+    owed: Sequence[tuple[int, str | None]],
+    *,
+    now: datetime | None = None,
 ) -> None:
     """`enqueue_confirmation` for many (subscriber id, newsletter id) pairs, in one statement."""
     moment = now or utcnow()

@@ -32,7 +32,7 @@ class Recorder:
         self._pending: list[tuple[Result | None, WorkItem | None, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self.writer = LedgerWriter(context.settings.database)
+        self.writer = LedgerWriter(context.settings.database, context.db.foreground)
 
     def submit_nowait(
         self, result: Result | None, *, started: WorkItem | None = None

@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
 import aiosmtplib
 
@@ -159,8 +160,9 @@ class SmtpSession:
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
             raise SmtpUnavailable(_describe(exc)) from None
-        transport = client.transport
-        assert isinstance(transport, asyncio.Transport)
+        # An asyncio.Transport in spirit; uvloop's TCPTransport does not inherit from it.
+        transport = cast(asyncio.Transport, client.transport)
+        assert transport is not None
         self.supports_smtputf8 = client.supports_extension("smtputf8")
         self.pipelining = client.supports_extension("pipelining")
         # From here on this session speaks on the connection; aiosmtplib's protocol hears nothing.

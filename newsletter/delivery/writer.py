@@ -13,14 +13,15 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, text
 
 from newsletter.config import DatabaseConfig
-from newsletter.database.engine import open_sync_engine
+from newsletter.database.engine import ForegroundFirst, open_sync_engine
 
 T = TypeVar("T")
 
 
 class LedgerWriter:
-    def __init__(self, config: DatabaseConfig) -> None:
+    def __init__(self, config: DatabaseConfig, foreground: ForegroundFirst | None = None) -> None:
         self._config = config
+        self._foreground = foreground
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledger")
         self._engine: Engine | None = None
         self._conn: Connection | None = None
@@ -37,6 +38,8 @@ class LedgerWriter:
                 self._engine = open_sync_engine(self._config, pool_size=1)
             self._conn = self._engine.connect()
         conn = self._conn
+        if self._foreground is not None:
+            self._foreground.wait_for_turn()
         try:
             with conn.begin():
                 if relaxed_durability and conn.dialect.name == "postgresql":

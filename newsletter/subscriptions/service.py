@@ -6,18 +6,20 @@ what must be emailed becomes an outbox row that commits with the change.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import ReturningInsert
 
 from newsletter.config import Settings
-from newsletter.database.models import Subscriber, Subscription, Suppression, utcnow
+from newsletter.database.models import Event, Subscriber, Subscription, Suppression, utcnow
+from newsletter.database.upsert import insert_for
 from newsletter.delivery.ledger import skip_pending_for
-from newsletter.delivery.outbox import enqueue_confirmation
+from newsletter.delivery.outbox import enqueue_confirmations
 from newsletter.editions.selection import canonical_sections
 from newsletter.logs import get_logger
 from newsletter.subscriptions import audit, status
@@ -54,10 +56,6 @@ async def locked(session: AsyncSession, subscriber_id: int) -> Subscriber | None
     return await session.scalar(query.execution_options(populate_existing=True))
 
 
-async def is_suppressed(session: AsyncSession, address: Address) -> bool:
-    return await session.get(Suppression, address.hash) is not None
-
-
 async def current_choices(session: AsyncSession, subscriber_id: int) -> Choices:
     rows = await session.execute(
         select(Subscription.newsletter_id, Subscription.sections).where(
@@ -68,22 +66,34 @@ async def current_choices(session: AsyncSession, subscriber_id: int) -> Choices:
 
 
 async def replace_subscriptions(
-    session: AsyncSession, subscriber_id: int, choices: Choices, now: datetime, *, fresh: bool = False
+    db: AsyncSession | AsyncConnection, subscriber_id: int, choices: Choices, now: datetime
 ) -> None:
-    """`fresh`: a subscriber created in this transaction, with nothing to replace."""
-    if not fresh:
-        await session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
-    for newsletter_id, sections in choices.items():
-        session.add(
-            Subscription(
-                subscriber_id=subscriber_id,
-                newsletter_id=newsletter_id,
-                sections=canonical_sections(sections),
-                created_at=now,
-                updated_at=now,
-            )
-        )
-    await session.flush()
+    await db.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
+    await insert_subscriptions(db, subscriber_id, choices, now)
+
+
+async def insert_subscriptions(
+    db: AsyncSession | AsyncConnection, subscriber_id: int, choices: Choices, now: datetime
+) -> None:
+    rows = [
+        {
+            "subscriber_id": subscriber_id,
+            "newsletter_id": newsletter_id,
+            "sections": canonical_sections(sections),
+            "created_at": now,
+            "updated_at": now,
+        }
+        for newsletter_id, sections in choices.items()
+    ]
+    if rows:
+        await db.execute(insert(Subscription), rows)
+
+
+@dataclass(frozen=True)
+class SignupOutcome:
+    subscriber_id: int
+    status: str
+    new: bool
 
 
 async def signup(
@@ -93,7 +103,7 @@ async def signup(
     request: SignupRequest,
     actor: Actor,
     now: datetime | None = None,
-) -> Subscriber:
+) -> SignupOutcome:
     """Record a signup; whatever the address's history, the caller answers the same way.
 
     New, pending, unsubscribed or bounced: pending with a confirmation email owed (at most one
@@ -101,68 +111,136 @@ async def signup(
     subscriber is left exactly as it was, so nobody can change another reader's choices.
     A suppressed (erased) address always goes through double opt-in: only the reader's own
     confirmation lifts the suppression.
+
+    The web's hottest write, so a handful of Core statements rather than the ORM's unit of
+    work (which cost three times as much CPU per signup).
     """
     now = now or utcnow()
-    subscriber, created = await _get_or_create(session, request.address, actor.source, now)
-    if not created and subscriber.status == status.ACTIVE:
-        audit.record(
-            session, audit.SIGNUP, subscriber.id, actor, detail={"outcome": "already-active"}, at=now
-        )
-        log.info("subscriber.signup", subscriber=subscriber.id, outcome="already-active")
-        return subscriber
-    double_opt_in = settings.subscriptions.double_opt_in or await is_suppressed(session, request.address)
-    await replace_subscriptions(session, subscriber.id, request.choices, now, fresh=created)
-    subscriber.email = request.address.email
-    subscriber.timezone = request.timezone or subscriber.timezone
-    subscriber.updated_at = now
+    conn = await session.connection()
+    address = request.address
+    double_opt_in = settings.subscriptions.double_opt_in or await _suppressed(conn, address)
+    subscriber_id = await _insert_if_new(conn, request, actor.source, now, double_opt_in=double_opt_in)
+    if subscriber_id is None:
+        return await _signup_again(conn, settings, request, actor, now, double_opt_in=double_opt_in)
+    await insert_subscriptions(conn, subscriber_id, request.choices, now)
     if double_opt_in:
-        subscriber.status = status.PENDING
-        await _owe_confirmation(session, settings, subscriber, request.choices, now)
+        await enqueue_confirmations(
+            conn, [(subscriber_id, _confirmation_newsletter(request.choices))], now=now
+        )
+    outcome = SignupOutcome(subscriber_id, status.PENDING if double_opt_in else status.ACTIVE, new=True)
+    await _record_signup(conn, outcome, request, actor, now, double_opt_in=double_opt_in)
+    return outcome
+
+
+# Built once: building a statement (and its cache key) per signup cost as much as running it.
+_SUPPRESSION = select(Suppression.email_hash).where(Suppression.email_hash == bindparam("hash"))
+_KNOWN = (
+    select(Subscriber.id, Subscriber.status, Subscriber.timezone, Subscriber.confirmation_sent_at)
+    .where(Subscriber.email_key == bindparam("key"))
+    .with_for_update()
+)
+_INSERT_EVENT = insert(Event)
+
+
+@functools.cache
+def _insert_unless_known(dialect: str) -> ReturningInsert[tuple[int]]:
+    statement = insert_for(dialect, Subscriber).on_conflict_do_nothing(index_elements=["email_key"])
+    return statement.returning(Subscriber.id)
+
+
+async def _suppressed(conn: AsyncConnection, address: Address) -> bool:
+    return await conn.scalar(_SUPPRESSION, {"hash": address.hash}) is not None
+
+
+async def _insert_if_new(
+    conn: AsyncConnection, request: SignupRequest, source: str, now: datetime, *, double_opt_in: bool
+) -> int | None:
+    """The new subscriber's id; None when the address is already known (or a concurrent signup of
+    it committed first: PostgreSQL waits for that transaction, then inserts nothing)."""
+    values: dict[str, object] = {
+        "email": request.address.email,
+        "email_key": request.address.key,
+        "timezone": request.timezone,
+        "source": source,
+        "hard_bounces": 0,
+        "created_at": now,
+        "updated_at": now,
+        **(_pending(now) if double_opt_in else _active(now)),
+    }
+    new_id: int | None = await conn.scalar(_insert_unless_known(conn.dialect.name), values)
+    return new_id
+
+
+async def _signup_again(
+    conn: AsyncConnection,
+    settings: Settings,
+    request: SignupRequest,
+    actor: Actor,
+    now: datetime,
+    *,
+    double_opt_in: bool,
+) -> SignupOutcome:
+    known = (await conn.execute(_KNOWN, {"key": request.address.key})).one()
+    if known.status == status.ACTIVE:
+        outcome = SignupOutcome(known.id, status.ACTIVE, new=False)
+        detail = {"outcome": "already-active"}
+        await conn.execute(
+            _INSERT_EVENT, audit.event_row(audit.SIGNUP, known.id, actor, detail=detail, at=now)
+        )
+        log.info("subscriber.signup", subscriber=known.id, outcome="already-active")
+        return outcome
+    await replace_subscriptions(conn, known.id, request.choices, now)
+    changes: dict[str, object] = {
+        "email": request.address.email,
+        "timezone": request.timezone or known.timezone,
+        "updated_at": now,
+    }
+    if not double_opt_in:
+        changes.update(_active(now))
+    elif _may_resend(settings, known.confirmation_sent_at, now):
+        changes.update(_pending(now))
+        newsletter_id = _confirmation_newsletter(request.choices)
+        await enqueue_confirmations(conn, [(known.id, newsletter_id)], now=now)
     else:
-        _activate(subscriber, now)
-    detail = {"newsletters": request.choices, "double_opt_in": double_opt_in, "new": created}
-    audit.record(session, audit.SIGNUP, subscriber.id, actor, detail=detail, at=now)
-    log.info("subscriber.signup", subscriber=subscriber.id, status=subscriber.status, new=created)
-    return subscriber
+        changes["status"] = status.PENDING
+    await conn.execute(update(Subscriber).where(Subscriber.id == known.id).values(changes))
+    outcome = SignupOutcome(known.id, str(changes["status"]), new=False)
+    await _record_signup(conn, outcome, request, actor, now, double_opt_in=double_opt_in)
+    return outcome
 
 
-async def _get_or_create(
-    session: AsyncSession, address: Address, source: str, now: datetime
-) -> tuple[Subscriber, bool]:
-    existing = await find_by_key(session, address.key, lock=True)
-    if existing is not None:
-        return existing, False
-    subscriber = Subscriber(
-        email=address.email,
-        email_key=address.key,
-        status=status.PENDING,
-        source=source,
-        hard_bounces=0,
-        created_at=now,
-        updated_at=now,
-    )
-    try:
-        async with session.begin_nested():
-            session.add(subscriber)
-    except IntegrityError:
-        # A concurrent signup of the same address committed first (PostgreSQL): use its row.
-        existing = await find_by_key(session, address.key, lock=True)
-        if existing is None:
-            raise
-        return existing, False
-    return subscriber, True
+def _pending(now: datetime) -> dict[str, object]:
+    """A pending subscriber that is sent its confirmation now."""
+    return {"status": status.PENDING, "confirmation_sent_at": now}
 
 
-async def _owe_confirmation(
-    session: AsyncSession, settings: Settings, subscriber: Subscriber, choices: Choices, now: datetime
-) -> None:
+def _active(now: datetime) -> dict[str, object]:
+    return {"status": status.ACTIVE, "confirmed_at": now, "hard_bounces": 0}
+
+
+def _may_resend(settings: Settings, last_sent: datetime | None, now: datetime) -> bool:
     resend_after = timedelta(minutes=settings.subscriptions.confirmation_resend_minutes)
-    last = subscriber.confirmation_sent_at
-    if last is not None and now - last < resend_after:
-        return
-    newsletter_id = next(iter(choices)) if len(choices) == 1 else None
-    await enqueue_confirmation(session, subscriber.id, newsletter_id, now=now)
-    subscriber.confirmation_sent_at = now
+    return last_sent is None or now - last_sent >= resend_after
+
+
+def _confirmation_newsletter(choices: Choices) -> str | None:
+    """The newsletter a confirmation email speaks of; None (the site) for several."""
+    return next(iter(choices)) if len(choices) == 1 else None
+
+
+async def _record_signup(
+    conn: AsyncConnection,
+    outcome: SignupOutcome,
+    request: SignupRequest,
+    actor: Actor,
+    now: datetime,
+    *,
+    double_opt_in: bool,
+) -> None:
+    detail = {"newsletters": request.choices, "double_opt_in": double_opt_in, "new": outcome.new}
+    event = audit.event_row(audit.SIGNUP, outcome.subscriber_id, actor, detail=detail, at=now)
+    await conn.execute(_INSERT_EVENT, event)
+    log.info("subscriber.signup", subscriber=outcome.subscriber_id, status=outcome.status, new=outcome.new)
 
 
 def _activate(subscriber: Subscriber, now: datetime) -> None:

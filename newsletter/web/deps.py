@@ -12,17 +12,23 @@ from newsletter.config import Settings
 from newsletter.context import AppContext
 
 
-def get_context(request: Request) -> AppContext:
+def context_of(request: Request) -> AppContext:
     context: AppContext = request.app.state.context
     return context
 
 
-def get_settings(request: Request) -> Settings:
-    return get_context(request).settings
+# Dependencies are coroutines even where they need not be: FastAPI runs a plain function on
+# a worker thread, and that hop cost a signup more than its own parsing.
+async def get_context(request: Request) -> AppContext:
+    return context_of(request)
+
+
+async def get_settings(request: Request) -> Settings:
+    return context_of(request).settings
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_context(request).db.session() as session:
+    async with context_of(request).db.session() as session:
         yield session
 
 

@@ -108,7 +108,7 @@ class Pages:
         )  # fmt: skip
 
 
-def get_pages(request: Request) -> Pages:
+async def get_pages(request: Request) -> Pages:
     pages: Pages = request.app.state.pages
     return pages
 

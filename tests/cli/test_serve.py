@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import socket
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -15,6 +17,7 @@ from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery
 from tests.support.factories import add_articles, add_subscribers
+from tests.support.live import live_server
 from tests.support.process import environment_for, start
 from tests.support.smtp import FaultyMailbox, SmtpServer, free_port
 
@@ -62,3 +65,21 @@ async def test_sigterm_during_a_send_finishes_in_flight_and_exits_0(
     assert statuses["sending"] == 0
     assert statuses["sent"] == accepted < 300
     assert statuses["sent"] + statuses["queued"] == 300
+
+
+def test_idle_connections_are_kept_for_keep_alive_seconds(settings: Settings, tmp_path: Path) -> None:
+    """uvicorn's own default (5 s) is shorter than a proxy's or a client pool's idle time: a
+    request sent on a connection the server was closing failed (seen in the load test)."""
+    assert settings.server.keep_alive_seconds > 60  # nginx keeps upstream connections 60 s
+    with live_server(tmp_path, settings.database.url, NEWSLETTER_SERVER__KEEP_ALIVE_SECONDS="1") as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port)) as conn:
+            conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+            conn.settimeout(30)
+            answered = time.monotonic()
+            reply = b""
+            while not reply.endswith(b"}"):
+                reply += conn.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 200")
+            assert conn.recv(1) == b""  # closed by the server once idle
+            assert time.monotonic() - answered < 30

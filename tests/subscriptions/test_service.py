@@ -28,7 +28,7 @@ async def test_a_signup_racing_another_for_the_same_address_uses_its_row(
         )  # fmt: skip
         await first.flush()
 
-        async def second_signup() -> Subscriber:
+        async def second_signup() -> service.SignupOutcome:
             async with context.db.session() as second, second.begin():
                 return await service.signup(
                     second, settings=settings, request=request, actor=Actor.web("1.2.3.4", "x")
@@ -42,7 +42,7 @@ async def test_a_signup_racing_another_for_the_same_address_uses_its_row(
         await first.commit()
         winner = await asyncio.wait_for(racing, 30)
     stored = await subscriber(context, "race@example.com")
-    assert stored is not None and winner.id == stored.id
+    assert stored is not None and winner.subscriber_id == stored.id and not winner.new
     assert await count(context, Subscriber) == 1
     assert [m.subscriber_id for m in await outbox(context)] == [stored.id]
     assert [e.subscriber_id for e in await events(context, "signup")] == [stored.id]
