@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -75,9 +75,10 @@ class ForegroundFirst:
         with self._returned:
             return self._checked_out > 0
 
-    def wait_for_turn(self, timeout: float = BACKGROUND_WAIT_SECONDS) -> None:
+    def wait_for_turn(self, timeout: float = BACKGROUND_WAIT_SECONDS) -> bool:
+        """True when the async connection is back; False when `timeout` ran out first."""
         with self._returned:
-            self._returned.wait_for(lambda: self._checked_out == 0, timeout)
+            return self._returned.wait_for(lambda: self._checked_out == 0, timeout)
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Database:
     engine: AsyncEngine
     session: async_sessionmaker[AsyncSession]
     # SQLite only: what a background writer on another connection waits for.
-    foreground: ForegroundFirst | None = field(default=None)
+    foreground: ForegroundFirst | None = None
 
     @property
     def dialect(self) -> str:

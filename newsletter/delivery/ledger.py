@@ -13,7 +13,19 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Connection, Table, Update, bindparam, case, func, insert, literal, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Table,
+    Update,
+    bindparam,
+    case,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.database.models import (
@@ -259,14 +271,14 @@ def _params(result: Result, owner: str, now: datetime) -> dict[str, object]:
     }
 
 
+def _still_leased(table: Table, owner: object) -> ColumnElement[bool]:
+    return (table.c.lease_owner == owner) & (table.c.status == "sending")
+
+
 def _mark_started_statement(table: Table) -> Update:
     return (
         update(table)
-        .where(
-            table.c.id == bindparam("b_id"),
-            table.c.lease_owner == bindparam("b_owner"),
-            table.c.status == "sending",
-        )
+        .where(table.c.id == bindparam("b_id"), _still_leased(table, bindparam("b_owner")))
         .values(attempt_started_at=bindparam("b_now"))
     )
 
@@ -289,15 +301,8 @@ def mark_started(
         marked = conn.execute(statement, [{"b_id": i, "b_owner": owner, "b_now": now} for i in ids]).rowcount
         if marked != len(ids):
             table = _LEASED[kind]
-            still = set(
-                conn.execute(
-                    select(table.c.id).where(
-                        table.c.id.in_(ids),
-                        table.c.lease_owner == owner,
-                        table.c.status == "sending",
-                    )
-                ).scalars()
-            )
+            held = select(table.c.id).where(table.c.id.in_(ids), _still_leased(table, owner))
+            still = set(conn.execute(held).scalars())
             lost.update((kind, i) for i in ids if i not in still)
     return lost
 

@@ -19,7 +19,9 @@ async def enqueue_confirmations(
     *,
     now: datetime | None = None,
 ) -> None:
-    """`enqueue_confirmation` for many (subscriber id, newsletter id) pairs, in one statement."""
+    """Record that confirmation emails are owed to these (subscriber id, newsletter id) pairs, in
+    one statement; the worker renders and sends them. Part of the caller's transaction: a signup
+    and its email commit together or not at all."""
     moment = now or utcnow()
     if owed:
         await session.execute(
@@ -37,20 +39,3 @@ def _row(subscriber_id: int, newsletter_id: str | None, now: datetime) -> dict[s
         "next_attempt_at": now,
         "created_at": now,
     }
-
-
-async def enqueue_confirmation(
-    session: AsyncSession,
-    subscriber_id: int,
-    newsletter_id: str | None = None,
-    *,
-    now: datetime | None = None,
-) -> Message:
-    """Record that a confirmation email is owed; the worker renders and sends it.
-
-    Part of the caller's transaction: the signup and its email commit together or not at all.
-    """
-    message = Message(**_row(subscriber_id, newsletter_id, now or utcnow()))
-    session.add(message)
-    await session.flush()
-    return message

@@ -128,7 +128,7 @@ async def signup(
             conn, [(subscriber_id, _confirmation_newsletter(request.choices))], now=now
         )
     outcome = SignupOutcome(subscriber_id, status.PENDING if double_opt_in else status.ACTIVE, new=True)
-    await _record_signup(conn, outcome, request, actor, now, double_opt_in=double_opt_in)
+    await _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
     return outcome
 
 
@@ -183,11 +183,7 @@ async def _signup_again(
     known = (await conn.execute(_KNOWN, {"key": request.address.key})).one()
     if known.status == status.ACTIVE:
         outcome = SignupOutcome(known.id, status.ACTIVE, new=False)
-        detail = {"outcome": "already-active"}
-        await conn.execute(
-            _INSERT_EVENT, audit.event_row(audit.SIGNUP, known.id, actor, detail=detail, at=now)
-        )
-        log.info("subscriber.signup", subscriber=known.id, outcome="already-active")
+        await _record_signup(conn, outcome, actor, now, {"outcome": "already-active"})
         return outcome
     await replace_subscriptions(conn, known.id, request.choices, now)
     changes: dict[str, object] = {
@@ -205,7 +201,7 @@ async def _signup_again(
         changes["status"] = status.PENDING
     await conn.execute(update(Subscriber).where(Subscriber.id == known.id).values(changes))
     outcome = SignupOutcome(known.id, str(changes["status"]), new=False)
-    await _record_signup(conn, outcome, request, actor, now, double_opt_in=double_opt_in)
+    await _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
     return outcome
 
 
@@ -228,16 +224,13 @@ def _confirmation_newsletter(choices: Choices) -> str | None:
     return next(iter(choices)) if len(choices) == 1 else None
 
 
+def _signup_detail(request: SignupRequest, outcome: SignupOutcome, double_opt_in: bool) -> dict[str, object]:
+    return {"newsletters": request.choices, "double_opt_in": double_opt_in, "new": outcome.new}
+
+
 async def _record_signup(
-    conn: AsyncConnection,
-    outcome: SignupOutcome,
-    request: SignupRequest,
-    actor: Actor,
-    now: datetime,
-    *,
-    double_opt_in: bool,
+    conn: AsyncConnection, outcome: SignupOutcome, actor: Actor, now: datetime, detail: dict[str, object]
 ) -> None:
-    detail = {"newsletters": request.choices, "double_opt_in": double_opt_in, "new": outcome.new}
     event = audit.event_row(audit.SIGNUP, outcome.subscriber_id, actor, detail=detail, at=now)
     await conn.execute(_INSERT_EVENT, event)
     log.info("subscriber.signup", subscriber=outcome.subscriber_id, status=outcome.status, new=outcome.new)

@@ -13,9 +13,10 @@ def test_a_background_writer_waits_until_the_foreground_is_done() -> None:
     foreground = ForegroundFirst()
     foreground.checked_out()
     waited = threading.Event()
+    turns: list[bool] = []
 
     def background() -> None:
-        foreground.wait_for_turn(timeout=60)
+        turns.append(foreground.wait_for_turn(timeout=60))
         waited.set()
 
     thread = threading.Thread(target=background)
@@ -23,13 +24,15 @@ def test_a_background_writer_waits_until_the_foreground_is_done() -> None:
     assert not waited.wait(0.2)  # still waiting while the connection is out
     foreground.checked_in()
     thread.join(60)
-    assert waited.is_set()
+    assert waited.is_set() and turns == [True]
 
 
 def test_a_background_writer_waits_only_so_long() -> None:
     foreground = ForegroundFirst()
     foreground.checked_out()
-    foreground.wait_for_turn(timeout=0.01)  # returns although the connection is still out
+    assert foreground.wait_for_turn(timeout=0.01) is False  # the connection is still out
+    foreground.checked_in()
+    assert foreground.wait_for_turn(timeout=0.01) is True
 
 
 async def test_sqlite_tracks_its_async_connection(context: AppContext, settings: Settings) -> None:

@@ -11,7 +11,7 @@ from sqlalchemy import func, select, update
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, utcnow
 from newsletter.delivery.ledger import WorkItem
-from newsletter.delivery.outbox import enqueue_confirmation
+from newsletter.delivery.outbox import enqueue_confirmations
 from newsletter.delivery.worker import Worker, drain
 from newsletter.editions import service
 from tests.support.editions import EditionFactory, Scenario, addresses, deliveries
@@ -220,8 +220,7 @@ async def test_confirmations_go_out_ahead_of_the_edition(scenario: Scenario) -> 
     async with scenario(Mailbox(), 20, smtp={"concurrency": 1}) as s:
         pending = await add_subscribers(s.context, 3, status="pending", prefix="new")
         async with s.context.db.session() as session:
-            for subscriber_id in pending:
-                await enqueue_confirmation(session, subscriber_id, "daily")
+            await enqueue_confirmations(session, [(subscriber_id, "daily") for subscriber_id in pending])
             await session.commit()
         await drain(s.context)
         async with s.context.db.session() as session:
@@ -293,7 +292,7 @@ async def test_a_running_worker_sends_a_new_signups_confirmation(
         await asyncio.sleep(0)  # let the worker start before the signup happens
         [subscriber_id] = await add_subscribers(context, 1, status="pending", prefix="newcomer")
         async with context.db.session() as session:
-            await enqueue_confirmation(session, subscriber_id, "daily")
+            await enqueue_confirmations(session, [(subscriber_id, "daily")])
             await session.commit()
         async with asyncio.timeout(20):
             while smtp_server.handler.count() == 0:
