@@ -54,6 +54,10 @@ def _series(dialect: str, first: int, last: int) -> NamedFromClause:
     return seed.union_all(select(seed.c.n + 1).where(seed.c.n < last))
 
 
+# One link nonce for every bench reader: links are signed, never followed, in the benchmarks.
+BENCH_NONCE = "0" * 12
+
+
 async def add_readers(context: AppContext, count: int, *, newsletter: str = "daily") -> int:
     """`count` more active readers of `newsletter` (all sections); returns how many there are now."""
     now = utcnow()
@@ -67,9 +71,9 @@ async def add_readers(context: AppContext, count: int, *, newsletter: str = "dai
         await session.execute(
             insert(Subscriber).from_select(
                 ["email", "email_key", "status", "source", "hard_bounces"]
-                + ["created_at", "updated_at", "confirmed_at"],
+                + ["created_at", "updated_at", "confirmed_at", "token_nonce", "legacy_links"],
                 select(address, address, literal("active"), literal("bench"), literal(0))
-                .add_columns(stamp, stamp, stamp)
+                .add_columns(stamp, stamp, stamp, literal(BENCH_NONCE), literal(False))
                 .select_from(series),
             )
         )

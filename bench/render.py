@@ -25,9 +25,9 @@ from typing import Any
 from newsletter.config import NewsletterConfig, Settings, load_settings
 from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, RenderedEmail, make_message_id
 from newsletter.rendering.inline import inline_css
-from newsletter.rendering.placeholders import fill_html, fill_text
 from newsletter.rendering.samples import sample_articles
 from newsletter.subscriptions.links import Links
+from newsletter.subscriptions.tokens import LinkOwner
 
 SENT_AT = datetime(2026, 3, 7, 7, 0, tzinfo=UTC)
 NAIVE = "naive: Jinja2 + premailer + EmailMessage per recipient"
@@ -63,8 +63,8 @@ def recipients(settings: Settings, count: int) -> list[Recipient]:
             email=f"reader{n}@readers.example",
             message_id=make_message_id(settings, "e", 1, n),
             fields={
-                "unsubscribe_url": links.unsubscribe(n, "daily"),
-                "preferences_url": links.preferences(n),
+                "unsubscribe_url": links.unsubscribe(LinkOwner(n, f"{n:012X}"), "daily"),
+                "preferences_url": links.preferences(LinkOwner(n, f"{n:012X}")),
                 "email": f"reader{n}@readers.example",
             },
         )
@@ -112,7 +112,7 @@ def replace_then_email_message(
     """Rendered and inlined once, str.replace of the tokens, then EmailMessage per recipient."""
 
     def build(r: Recipient) -> bytes:
-        html, text = fill_html(rendered.html, r.fields), fill_text(rendered.text, r.fields)
+        html, text = rendered.filled_html(r.fields), rendered.filled_text(r.fields)
         return email_message(settings, newsletter, rendered.subject, html, text, r)
 
     return build

@@ -21,8 +21,9 @@ from playwright.sync_api import Route, sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from newsletter.config import Settings, load_settings  # noqa: E402
-from newsletter.rendering import DigestRenderer, fill_html  # noqa: E402
+from newsletter.rendering import DigestRenderer  # noqa: E402
 from newsletter.rendering.samples import sample_articles  # noqa: E402
+from newsletter.rendering.preview import NOBODY  # noqa: E402
 from newsletter.subscriptions.links import Links  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -58,11 +59,11 @@ def sample_page(settings: Settings) -> str:
     rendered = DigestRenderer(settings).render_digest(newsletter, edition_date, articles)
     links = Links(settings)
     values = {
-        "unsubscribe_url": links.unsubscribe(0, newsletter.id),
-        "preferences_url": links.preferences(0),
+        "unsubscribe_url": links.unsubscribe(NOBODY, newsletter.id),
+        "preferences_url": links.preferences(NOBODY),
         "email": "reader@example.com",
     }
-    return fill_html(rendered.html, values)
+    return rendered.filled_html(values)
 
 
 def illustration(url: str) -> str:

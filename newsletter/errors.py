@@ -30,3 +30,8 @@ class NotFound(NewsletterError, LookupError):
 
 class InvalidToken(NewsletterError, ValueError):
     """A signed link token is forged, truncated, expired or for another purpose."""
+
+
+class RenderError(NewsletterError, ValueError):
+    """A digest or an email cannot be rendered or assembled (a template fault): nothing about
+    one reader, so every message built from it would fail alike."""

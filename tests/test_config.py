@@ -115,3 +115,76 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         for key, info in type(model).model_fields.items():
             name = info.alias or key
             assert f"{name} =" in text or f"# {name} =" in text, f"{section}.{name} undocumented"
+
+
+PUBLIC = '[site]\nbase_url = "https://news.example.com"\n'
+KEY = 'secret_key = "k3y-0f-the-l1nks-9f8e7d"\n'
+GOOD_SECRETS = f'[security]\n{KEY}admin_token = "adm1n-t0ken-5a4b3c2d1e"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "says"),
+    [
+        # Exposed by the listener, though the links are local: the secrets must be real.
+        ('[server]\nhost = "0.0.0.0"\n', "security.secret_key", "listening on 0.0.0.0"),
+        (f'[server]\nhost = "::"\n[security]\n{KEY}', "security.admin_token", "default"),
+        (PUBLIC + GOOD_SECRETS.replace(KEY, 'secret_key = "aaaaaaaaaaaaaaaaaaaa"\n'), "security.secret_key",
+         "guess"),
+        (PUBLIC + f'[security]\n{KEY}{KEY.replace("secret_key", "admin_token")}', "security.admin_token",
+         "differ"),
+        (PUBLIC + GOOD_SECRETS.replace("[security]\n", '[security]\nmetrics_token = "short"\n'),
+         "security.metrics_token", "16 characters"),
+        ('[site]\nbase_url = "http://news.example.com"\n' + GOOD_SECRETS, "site.base_url", "https"),
+        ('[site]\nbase_url = "https://news.example.com/?x=1"\n' + GOOD_SECRETS, "site.base_url", "query"),
+        ('[site]\nbase_url = "https://news.example.com/#top"\n' + GOOD_SECRETS, "site.base_url", "fragment"),
+        ('[site]\nbase_url = "https://u:pw@news.example.com"\n' + GOOD_SECRETS, "site.base_url", "password"),
+        ('[smtp]\nhost = "mail.example.com"\nusername = "u"\npassword = "p"\n', "smtp.security", "clear"),
+        ("[security]\nconfirm_max_age_days = 30\n", "security.confirm_max_age_days", "pending_expiry_days"),
+        ("[articles]\nretention_days = 1\n[[newsletters]]\nid = \"w\"\nname = \"W\"\nlookback_hours = 168\n",
+         "articles.retention_days", "lookback_hours"),
+        ('[[feeds]]\nurl = "http://0177.0.0.1/feed"\n', "feeds[0].url", "usable"),
+    ],
+)  # fmt: skip
+def test_dangerous_settings_are_refused_naming_the_key(
+    tmp_path: Path, text: str, key: str, says: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    message = str(caught.value)
+    assert message.startswith(f"config error: {key} ("), message
+    assert says in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",  # built-in defaults on loopback: a developer's machine
+        '[server]\nhost = "127.0.0.2"\n',
+        PUBLIC + GOOD_SECRETS,
+        '[smtp]\nhost = "127.0.0.1"\nusername = "u"\npassword = "p"\n',  # a local relay
+        '[smtp]\nhost = "mail.example.com"\nsecurity = "starttls"\nusername = "u"\npassword = "p"\n',
+        "[articles]\nretention_days = 0\n",
+    ],
+)
+def test_safe_settings_are_accepted(tmp_path: Path, text: str) -> None:
+    load_settings(write(tmp_path, text))
+
+
+def test_legitimate_but_dangerous_settings_are_warned_about(tmp_path: Path) -> None:
+    from newsletter.config import warnings
+
+    quiet = load_settings(write(tmp_path, PUBLIC + GOOD_SECRETS))
+    assert warnings(quiet) == []
+    risky = load_settings(
+        write(
+            tmp_path,
+            PUBLIC + GOOD_SECRETS + '[server]\nforwarded_allow_ips = "*"\nmetrics = "public"\n'
+            '[[feeds]]\nurl = "http://cms.internal/feed"\nallow_private = true\n',
+        )
+    )
+    found = warnings(risky)
+    assert [w.split(":", 1)[0] for w in found] == [
+        "server.forwarded_allow_ips",
+        "server.metrics",
+        "feeds[].allow_private",
+    ]

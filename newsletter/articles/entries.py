@@ -45,17 +45,37 @@ def articles_from_feed(
     """Every entry as a tidy ArticleInput; entries without a title or a usable link are skipped.
     Relative links resolve against the feed's own URL, else (a file) the channel's link."""
     base = source.base or absolute_url(parsed.link)
+    # Atom's names and categories are text; RSS has no types and is read as feedparser reads
+    # its titles, as HTML. Either way each is reduced to text exactly once.
+    names_are_html = not parsed.version.startswith("atom")
     batch = EntryBatch()
     for entry in parsed.entries:
-        article = _article(entry, source, base, now)
+        article = _article(entry, source, base, now, names_are_html)
         if isinstance(article, str):
             batch.skipped[article] += 1
         else:
-            batch.articles.append(tidy(article, rules))
+            batch.articles.append(article)
+    if len(batch.articles) > rules.max_entries:
+        batch.skipped[OVER_THE_CAP] += len(batch.articles) - rules.max_entries
+        batch.articles = _newest(batch.articles, rules.max_entries)
+    batch.articles = [tidy(article, rules) for article in batch.articles]
     return batch
 
 
-def _article(entry: Any, source: FeedSource, base: str | None, now: datetime) -> ArticleInput | str:
+OVER_THE_CAP = "over articles.max_entries_per_feed"
+
+
+def _newest(articles: list[ArticleInput], count: int) -> list[ArticleInput]:
+    """The `count` most recent, in feed order; undated entries count as the oldest."""
+    oldest = datetime.min.replace(tzinfo=UTC)
+    ranked = sorted(range(len(articles)), key=lambda i: articles[i].published_at or oldest, reverse=True)
+    kept = sorted(ranked[:count])
+    return [articles[i] for i in kept]
+
+
+def _article(
+    entry: Any, source: FeedSource, base: str | None, now: datetime, names_are_html: bool
+) -> ArticleInput | str:
     """The entry as an ArticleInput, or the reason it cannot be one."""
     title = _text(entry, "title")
     if not title:
@@ -69,8 +89,8 @@ def _article(entry: Any, source: FeedSource, base: str | None, now: datetime) ->
             title=truncate_text(title, MAX_TITLE_SOURCE),
             url=link,
             summary=summary,
-            author=_author(entry),
-            section=source.default_section or _first_category(entry),
+            author=_author(entry, names_are_html),
+            section=source.default_section or _first_category(entry, names_are_html),
             image_url=_image(entry, link, summary),
             published_at=_published(entry, now),
             guid=global_guid(entry.get("id"), source.feed_url),
@@ -113,19 +133,19 @@ def _summary_html(entry: Any) -> str:
     return summary if isinstance(summary, str) else ""
 
 
-def _author(entry: Any) -> str | None:
+def _author(entry: Any, is_html: bool) -> str | None:
     detail = entry.get("author_detail") or {}
     name = detail.get("name") or entry.get("author")
     if not isinstance(name, str):
         return None
-    return truncate_text(plain_text(name, is_html=True), AUTHOR_COLUMN) or None
+    return truncate_text(plain_text(name, is_html=is_html), AUTHOR_COLUMN) or None
 
 
-def _first_category(entry: Any) -> str | None:
+def _first_category(entry: Any, is_html: bool) -> str | None:
     for tag in entry.get("tags") or []:
         term = tag.get("label") or tag.get("term")
         if isinstance(term, str) and term.strip():
-            return truncate_text(plain_text(term, is_html=True), SECTION_CHARS) or None
+            return truncate_text(plain_text(term, is_html=is_html), SECTION_CHARS) or None
     return None
 
 

@@ -1,28 +1,147 @@
-"""Getting a feed's bytes: over HTTP with conditional GET, a deadline and a size cap, or from a file."""
+"""Getting a feed's bytes: over HTTP with conditional GET, a deadline and a size cap, or from a file.
+
+Feeds come from other people's servers, and what they answer is stored and mailed. So a fetch
+connects only to public addresses: the host of the feed and of every redirect is resolved, each
+address checked (loopback, private, link-local, shared, multicast, unspecified and reserved
+ranges refused, IPv4 inside IPv6 included), and the connection made to the very address that
+was checked, so a second DNS answer cannot point it elsewhere. A feed configured with
+`allow_private = true` (an intranet CMS) skips the check.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
+import ipaddress
+import socket
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from newsletter.config import IngestConfig
 from newsletter.errors import NewsletterError
 
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+# IPv6 prefixes that carry an IPv4 address a gateway would reach (NAT64, RFC 6052).
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
 ACCEPT = "application/rss+xml, application/atom+xml, application/xml;q=0.9, text/xml;q=0.8, */*;q=0.1"
 
 
 class FetchError(NewsletterError, ConnectionError):
-    """The feed could not be fetched; `kind` is timeout, http, too_large, redirects, network or file."""
+    """The feed could not be fetched; `kind` is timeout, http, too_large, redirects, network,
+    refused (a destination that is not public) or file."""
 
     def __init__(self, message: str, kind: str, status: int | None = None) -> None:
         super().__init__(message)
         self.kind = kind
         self.status = status
+
+
+def refusal(address: IPAddress) -> str | None:
+    """Why a feed may not be fetched from `address`, or None when it is a public one."""
+    embedded: list[IPAddress] = []
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            embedded.append(address.ipv4_mapped)
+        if address.sixtofour is not None:
+            embedded.append(address.sixtofour)
+        if address.teredo is not None:
+            embedded.append(address.teredo[1])
+        if address in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(address) & 0xFFFFFFFF))
+    for candidate in (address, *embedded):
+        if candidate.is_loopback:
+            return "a loopback address"
+        if candidate.is_unspecified:
+            return "an unspecified address"
+        if candidate.is_multicast:
+            return "a multicast address"
+        if candidate.is_link_local:
+            return "a link-local address"
+        if not candidate.is_global:
+            return "a private or reserved address"
+    return None
+
+
+class GuardedNetwork(httpcore.AsyncNetworkBackend):
+    """httpcore's network, connecting only to checked public addresses (see the module's
+    docstring). `treat_as_public`: (address, port) pairs let through all the same; tests run
+    their stand-in for the public internet on loopback."""
+
+    def __init__(self, treat_as_public: Collection[tuple[str, int]] = ()) -> None:
+        self._network = httpcore.AnyIOBackend()
+        self._public = {(str(ipaddress.ip_address(a)), port) for a, port in treat_as_public}
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._checked(host, port)
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._network.connect_tcp(
+                    str(address), port, timeout=timeout, local_address=local_address,
+                    socket_options=socket_options,
+                )  # fmt: skip
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                last = exc
+        assert last is not None
+        raise last
+
+    async def _checked(self, host: str, port: int) -> list[IPAddress]:
+        try:
+            infos = await asyncio.get_running_loop().getaddrinfo(
+                host.strip("[]"), port, type=socket.SOCK_STREAM
+            )
+        except (socket.gaierror, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host}: {exc}") from None
+        addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+        for address in addresses:
+            reason = refusal(address)
+            if reason is not None and (str(address), port) not in self._public:
+                raise FetchError(
+                    f"refused: {host} is {reason} ({address}); feeds are fetched from public "
+                    "addresses only (set allow_private = true on a feed meant for a private network)",
+                    "refused",
+                )
+        return addresses
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface)
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise FetchError("feeds are not fetched over Unix sockets", "refused")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._network.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over GuardedNetwork: httpx takes no network backend of its own, so the
+    connection pool it builds is replaced by an equal one over ours."""
+
+    def __init__(self, network: httpcore.AsyncNetworkBackend) -> None:
+        super().__init__()
+        limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=network,
+        )
 
 
 @dataclass(frozen=True)
@@ -39,12 +158,18 @@ class Fetched:
         return self.body is None
 
 
-def http_client(config: IngestConfig) -> httpx.AsyncClient:
+def http_client(
+    config: IngestConfig, *, allow_private: bool = False, treat_as_public: Collection[tuple[str, int]] = ()
+) -> httpx.AsyncClient:
+    """The client feeds are fetched with; it reaches public addresses only unless `allow_private`.
+    Proxies from the environment are not used: they would connect on our behalf, unchecked."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(config.timeout),
         follow_redirects=True,
         max_redirects=config.max_redirects,
         headers={"User-Agent": config.user_agent, "Accept": ACCEPT},
+        transport=None if allow_private else _GuardedTransport(GuardedNetwork(treat_as_public)),
+        trust_env=allow_private,
     )
 
 
@@ -70,6 +195,8 @@ async def fetch_remote(
         raise
     except TimeoutError:
         raise FetchError(f"no complete answer within {config.timeout:g} s", "timeout") from None
+    except httpx.InvalidURL as exc:
+        raise FetchError(f"not a usable URL: {exc}", "network") from None
     except httpx.TooManyRedirects:
         raise FetchError(f"more than {config.max_redirects} redirects", "redirects") from None
     except httpx.TimeoutException:

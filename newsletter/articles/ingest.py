@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -54,17 +54,28 @@ class FeedReport:
         return {**asdict(self), "skipped_total": self.skipped_total}
 
 
-async def ingest_feeds(context: AppContext, feeds: Sequence[FeedConfig] | None = None) -> list[FeedReport]:
-    """Ingest `feeds` (None: every configured feed) concurrently; a report per feed, in order."""
+async def ingest_feeds(
+    context: AppContext,
+    feeds: Sequence[FeedConfig] | None = None,
+    *,
+    treat_as_public: Collection[tuple[str, int]] = (),
+) -> list[FeedReport]:
+    """Ingest `feeds` (None: every configured feed) concurrently; a report per feed, in order.
+    `treat_as_public`: addresses fetched from as if public (see fetch.GuardedNetwork)."""
     chosen = list(context.settings.feeds if feeds is None else feeds)
     if not chosen:
         return []
     rules = ArticleRules.from_settings(context.settings)
     limiter = asyncio.Semaphore(FEED_CONCURRENCY)
-    async with http_client(context.settings.ingest) as client:
+    config = context.settings.ingest
+    async with (
+        http_client(config, treat_as_public=treat_as_public) as public,
+        http_client(config, allow_private=True) as private,
+    ):
 
         async def one(feed: FeedConfig) -> FeedReport:
             async with limiter:
+                client = private if feed.allow_private else public
                 return await _ingest_guarded(context, client, feed, rules)
 
         return list(await asyncio.gather(*(one(feed) for feed in chosen)))

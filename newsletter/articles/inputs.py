@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
@@ -18,6 +17,7 @@ from newsletter.articles.clean import (
 )
 from newsletter.config import Settings
 from newsletter.errors import InvalidInput
+from newsletter.moments import UtcMoment
 
 # Column sizes of the articles table that tidy() keeps within.
 TITLE_COLUMN = 500
@@ -40,11 +40,6 @@ def _text(value: str) -> str:
     return text
 
 
-def _utc(value: datetime) -> datetime:
-    # A time without an offset is taken as UTC.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _blank_is_none(value: Any) -> Any:
     return None if isinstance(value, str) and not value.strip() else value
 
@@ -54,7 +49,6 @@ Title = Annotated[str, Field(max_length=2000), AfterValidator(_text)]
 Author = Annotated[str, Field(max_length=AUTHOR_COLUMN), AfterValidator(_text)]
 SectionText = Annotated[str, Field(max_length=100), AfterValidator(_text)]
 Guid = Annotated[str, Field(max_length=1000), AfterValidator(_text)]
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 BlankIsNone = BeforeValidator(_blank_is_none)
 
 
@@ -70,18 +64,21 @@ class ArticleInput(BaseModel):
     section: Annotated[SectionText | None, BlankIsNone] = None
     image_url: Annotated[HttpUrl | None, BlankIsNone] = None
     # None: unknown; a new article then takes the time of ingestion, an update keeps its date.
-    published_at: Annotated[UtcDatetime | None, BlankIsNone] = None
+    published_at: Annotated[UtcMoment | None, BlankIsNone] = None
     guid: Annotated[Guid | None, BlankIsNone] = None
     feed_url: Annotated[str | None, Field(max_length=MAX_URL_CHARS)] = None
 
 
 @dataclass(frozen=True)
 class ArticleRules:
-    """What tidy() applies: the sections readers know and the length limits."""
+    """What tidy() applies (the sections readers know, the length limits), and how many entries
+    of one feed are kept."""
 
     known_sections: tuple[str, ...] = ()
     max_title_chars: int = 200
     max_summary_chars: int = 600
+    # Entries kept from one fetch of one feed, the newest.
+    max_entries: int = 500
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ArticleRules:
@@ -89,6 +86,7 @@ class ArticleRules:
             known_sections=tuple(settings.known_sections()),
             max_title_chars=min(settings.ingest.max_title_chars, TITLE_COLUMN),
             max_summary_chars=settings.ingest.max_summary_chars,
+            max_entries=settings.articles.max_entries_per_feed,
         )
 
 

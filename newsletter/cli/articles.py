@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +33,7 @@ from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import utcnow
 from newsletter.errors import InvalidInput
+from newsletter.moments import parse_moment
 
 app = typer.Typer(help="Articles: list what is stored, add one by hand.", no_args_is_help=True)
 
@@ -45,12 +46,16 @@ def ingest(
         str | None,
         typer.Option("--feed", help="Only this feed: a configured one, or any URL or file path (ad hoc)."),
     ] = None,
+    allow_private: Annotated[
+        bool,
+        typer.Option("--allow-private", help="An ad hoc --feed URL may be on a private or loopback address."),
+    ] = False,
     config: ConfigOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the configured feeds (or one) now and store their articles."""
     settings = load(config)
-    feeds = _chosen_feeds(settings, feed)
+    feeds = _chosen_feeds(settings, feed, allow_private=allow_private)
 
     async def work(context: AppContext) -> list[FeedReport]:
         return await ingest_feeds(context, feeds)
@@ -63,7 +68,7 @@ def ingest(
     raise typer.Exit(EXIT_FAILED if any(report.failed for report in reports) else EXIT_OK)
 
 
-def _chosen_feeds(settings: Settings, wanted: str | None) -> list[FeedConfig]:
+def _chosen_feeds(settings: Settings, wanted: str | None, *, allow_private: bool) -> list[FeedConfig]:
     if wanted is None:
         if not settings.feeds:
             fail("no feeds configured: add [[feeds]] entries to the configuration, or pass --feed")
@@ -72,7 +77,7 @@ def _chosen_feeds(settings: Settings, wanted: str | None) -> list[FeedConfig]:
         if wanted in (feed.url, feed.name) or (not feed.is_remote and _same_path(feed.url, wanted)):
             return [feed]
     try:
-        return [FeedConfig(url=wanted)]
+        return [FeedConfig(url=wanted, allow_private=allow_private)]
     except ValidationError as exc:
         fail(f"--feed: {str(exc.errors()[0]['msg']).removeprefix('Value error, ')}")
 
@@ -144,10 +149,9 @@ def _parse_since(value: str | None) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.strip())
-    except ValueError:
-        fail(f"--since: not an ISO date or time: {value!r}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+        return parse_moment(value)
+    except ValueError as exc:
+        fail(f"--since: {exc}")
 
 
 @app.command("add")

@@ -14,7 +14,7 @@ from rich.console import Console
 
 from newsletter.config import Settings, load_settings
 from newsletter.context import AppContext, open_context
-from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound
+from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import configure_logging
 
 T = TypeVar("T")
@@ -57,7 +57,7 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning expected errors into one line and exit 2."""
     try:
         return asyncio.run(coroutine)
-    except (ConfigError, DatabaseUnavailable, InvalidInput, NotFound) as exc:
+    except (ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError) as exc:
         message = str(exc)
         if isinstance(exc, NotFound):
             message = f"not found: {message}"

@@ -6,8 +6,8 @@ import json as jsonlib
 
 import typer
 
-from newsletter.cli.common import ConfigOption, JsonOption, console, load, print_json
-from newsletter.config import mask_secrets
+from newsletter.cli.common import ConfigOption, JsonOption, console, errors, load, print_json
+from newsletter.config import mask_secrets, warnings
 
 app = typer.Typer(help="Configuration.", no_args_is_help=True)
 
@@ -17,9 +17,13 @@ def check(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Validate the configuration and print it, secrets masked."""
     settings = load(config)
     data = mask_secrets(settings)
+    cautions = warnings(settings)
     if json:
-        print_json({"source": str(settings.source) if settings.source else None, "config": data})
+        shown = str(settings.source) if settings.source else None
+        print_json({"source": shown, "config": data, "warnings": cautions})
         return
+    for caution in cautions:
+        errors.print(f"warning: {caution}", markup=False, highlight=False, soft_wrap=True)
     source = settings.source or "built-in defaults (no file)"
     console.print(f"# configuration OK: {source}", markup=False, highlight=False)
     console.print(_to_toml(data), markup=False, highlight=False)

@@ -15,8 +15,9 @@ from newsletter.context import AppContext
 from newsletter.demo.capture import CaptureServer
 from newsletter.demo.run import DemoResult, summary
 from newsletter.demo.run import demo as run_demo
-from newsletter.service import run_parts, web_part
+from newsletter.service import run_parts
 from newsletter.web import create_app
+from newsletter.web.server import web_part
 
 
 def demo(

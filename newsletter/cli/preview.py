@@ -11,6 +11,7 @@ from newsletter.cli.common import ConfigOption, console, fail, load, with_contex
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Article, utcnow
+from newsletter.errors import RenderError
 from newsletter.rendering.preview import Preview, Reader, build_preview, find_reader, next_articles
 
 NewsletterArgument = Annotated[
@@ -48,7 +49,10 @@ def preview(
             return reader, await next_articles(session, chosen, reader.sections, now)
 
     reader, articles = with_context(settings, gather)
-    result = build_preview(settings, chosen, reader, articles, now)
+    try:
+        result = build_preview(settings, chosen, reader, articles, now)
+    except RenderError as exc:
+        fail(str(exc))
     paths = _write(out, result)
     console.print(
         f"{result.subject}: {result.articles} article(s) for {reader.email}", markup=False, soft_wrap=True

@@ -5,13 +5,15 @@ from __future__ import annotations
 import asyncio
 
 from newsletter.cli.common import ConfigOption, fail, load, run
-from newsletter.config import Settings
+from newsletter.config import Settings, warnings
 from newsletter.context import AppContext, open_context
 from newsletter.delivery.worker import Worker
 from newsletter.logs import get_logger
 from newsletter.scheduling.scheduler import run_scheduler
-from newsletter.service import Part, run_parts, web_part
+from newsletter.service import Part, run_parts
 from newsletter.web import create_app
+from newsletter.web.health import create_metrics_app
+from newsletter.web.server import http_part, web_part
 
 log = get_logger(__name__)
 
@@ -31,6 +33,8 @@ def scheduler_part(context: AppContext) -> Part:
 
 
 async def run_service(settings: Settings, *, web: bool, scheduler: bool, worker: bool) -> None:
+    for caution in warnings(settings):
+        log.warning("config.warning", warning=caution)
     async with open_context(settings) as context:
         parts: list[Part] = []
         if web:
@@ -41,6 +45,9 @@ async def run_service(settings: Settings, *, web: bool, scheduler: bool, worker:
             parts.append(worker_part(context))
         if not parts:
             fail("nothing to run: server.web, server.scheduler and server.worker are all false")
+        if settings.server.metrics_port:
+            host, port = settings.server.metrics_host, settings.server.metrics_port
+            parts.append(http_part(create_metrics_app(), settings, host=host, port=port))
         log.info("service.started", web=web, scheduler=scheduler, worker=worker)
         await run_parts(parts)
         log.info("service.stopped")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -43,12 +44,44 @@ async def upgrade(db: Database) -> tuple[str | None, str]:
     """Bring the schema to the newest revision; return (before, after). Twice is a no-op."""
 
     def _upgrade(connection: Connection) -> tuple[str | None, str]:
-        if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
-        before = _current(connection)
-        if before != head_revision():
-            command.upgrade(alembic_config(connection), "head")
+        with connection.begin():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": UPGRADE_LOCK_KEY})
+            before = _current(connection)
+            if before != head_revision():
+                command.upgrade(alembic_config(connection), "head")
+            if connection.dialect.name == "sqlite":
+                _check_foreign_keys(connection)
         return before, head_revision()
 
-    async with db.engine.begin() as conn:
+    async with db.engine.connect() as conn:
+        if db.is_sqlite:
+            return await conn.run_sync(_without_foreign_keys, _upgrade)
         return await conn.run_sync(_upgrade)
+
+
+def _without_foreign_keys(
+    connection: Connection, work: Callable[[Connection], tuple[str | None, str]]
+) -> tuple[str | None, str]:
+    """SQLite rebuilds a table to alter it (Alembic's batch mode), and with foreign keys on,
+    dropping the old copy of a table would cascade-delete every row that refers to it. The
+    pragma only takes effect outside a transaction, so it is set on the driver's connection."""
+    _pragma(connection, "foreign_keys=OFF")
+    try:
+        return work(connection)
+    finally:
+        _pragma(connection, "foreign_keys=ON")
+
+
+def _pragma(connection: Connection, pragma: str) -> None:
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
+
+
+def _check_foreign_keys(connection: Connection) -> None:
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RuntimeError(f"migration left rows referring to nothing: {broken[:5]}")

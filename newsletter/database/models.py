@@ -1,7 +1,9 @@
-"""The tables: articles, feeds, subscribers, subscriptions, editions, deliveries, messages, events."""
+"""The tables: articles, feeds, subscribers, subscriptions, editions, deliveries, messages, events,
+rate limits."""
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -99,8 +101,16 @@ class FeedState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
 
 
+def new_token_nonce() -> str:
+    """A subscriber's link nonce (see subscriptions.tokens): 12 of [0-9A-F], never reused."""
+    return secrets.token_hex(6).upper()
+
+
 class Subscriber(Base):
     __tablename__ = "subscribers"
+    # AUTOINCREMENT: SQLite would otherwise hand the id of a deleted row (an expired signup)
+    # to the next subscriber.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Normalised address as given (None once erased); email_key is its lower-cased form.
@@ -117,6 +127,10 @@ class Subscriber(Base):
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     confirmation_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Signed into every link of this subscriber; drawn anew on erasure.
+    token_nonce: Mapped[str] = mapped_column(String(12), default=new_token_nonce)
+    # Subscribed before links carried a nonce: links without one still act for this subscriber.
+    legacy_links: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class Subscription(Base):
@@ -183,6 +197,9 @@ class EditionVariant(Base):
     subject: Mapped[str] = mapped_column(String(998))
     html: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
+    # The nonce of the personal-field tokens in html and text (rendering.PersonalTokens);
+    # None for variants rendered before tokens had one.
+    token_nonce: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -253,3 +270,15 @@ class Event(Base):
     ip: Mapped[str | None] = mapped_column(String(64))
     user_agent: Mapped[str | None] = mapped_column(String(300))
     detail: Mapped[str | None] = mapped_column(Text)
+
+
+class RateLimitWindow(Base):
+    """Requests counted per client and fixed window, where every web process sees them."""
+
+    __tablename__ = "rate_limits"
+
+    # "<limit>:<keyed hash of the client>", e.g. "signup:3f9a…"
+    bucket: Mapped[str] = mapped_column(String(100), primary_key=True)
+    # Start of the window, in whole seconds since the epoch.
+    window_start: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hits: Mapped[int] = mapped_column(Integer)

@@ -63,6 +63,8 @@ class WorkItem:
     variant_id: int | None = None
     newsletter_id: str | None = None
     email: str | None = None
+    # The subscriber's link nonce, signed into their links (subscriptions.tokens).
+    nonce: str = ""
     # Decided at claim: the subscriber is active and still subscribed to the newsletter.
     eligible: bool = False
 
@@ -161,26 +163,24 @@ def claim_messages(
         for row in claimed
     ]
     if items:
-        rows = conn.execute(
-            select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status).where(
-                SUBSCRIBERS.c.id.in_({item.subscriber_id for item in items})
-            )
-        )
+        rows = conn.execute(_RECIPIENTS.where(SUBSCRIBERS.c.id.in_({item.subscriber_id for item in items})))
         found = {row.id: row for row in rows}
         for item in items:
             row = found.get(item.subscriber_id)
             item.email = row.email if row else None
+            item.nonce = row.token_nonce if row else ""
             item.eligible = row is not None and row.email is not None and row.status == "pending"
     return items
+
+
+_RECIPIENTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status, SUBSCRIBERS.c.token_nonce)
 
 
 def _attach_recipients(conn: Connection, items: list[WorkItem], newsletter_id: str) -> None:
     if not items:
         return
     ids = {item.subscriber_id for item in items}
-    rows = conn.execute(
-        select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status).where(SUBSCRIBERS.c.id.in_(ids))
-    )
+    rows = conn.execute(_RECIPIENTS.where(SUBSCRIBERS.c.id.in_(ids)))
     people = {row.id: row for row in rows}
     subscribed = set(
         (
@@ -194,6 +194,7 @@ def _attach_recipients(conn: Connection, items: list[WorkItem], newsletter_id: s
     for item in items:
         person = people.get(item.subscriber_id)
         item.email = person.email if person else None
+        item.nonce = person.token_nonce if person else ""
         item.eligible = (
             person is not None
             and person.status == "active"
@@ -493,12 +494,17 @@ def pause_if_failing(
         f"paused automatically: {failed} of the first {attempted} attempts failed permanently "
         f"(more than {rate:.0%}); check the SMTP replies, then `newsletter editions resume {edition_id}`"
     )
-    conn.execute(
+    return reason if pause_edition(conn, edition_id, reason) else None
+
+
+def pause_edition(conn: Connection, edition_id: int, reason: str) -> bool:
+    """Pause a sending edition; False when it was not sending (already paused, cancelled…)."""
+    result = conn.execute(
         update(EDITIONS)
         .where(EDITIONS.c.id == edition_id, EDITIONS.c.status == "sending")
         .values(status="paused", pause_reason=reason)
     )
-    return reason
+    return bool(getattr(result, "rowcount", 0))
 
 
 # -- subscribers leaving ----------------------------------------------------------------------

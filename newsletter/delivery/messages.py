@@ -16,11 +16,13 @@ from newsletter.rendering import (
     DigestRenderer,
     MessageTemplate,
     OutgoingMessage,
+    PersonalTokens,
     Recipient,
     RenderedEmail,
     make_message_id,
 )
 from newsletter.subscriptions.links import Links
+from newsletter.subscriptions.tokens import LinkOwner
 
 MAX_CACHED_VARIANTS = 64
 # Confirmation templates carry a Date header, so they are rebuilt this often.
@@ -54,16 +56,17 @@ class MessageFactory:
 
     def build(self, item: WorkItem, template: MessageTemplate) -> OutgoingMessage:
         assert item.email is not None
+        owner = LinkOwner(item.subscriber_id, item.nonce)
         if item.kind == "message":
             fields = {
-                "confirm_url": self.links.confirm(item.subscriber_id, item.newsletter_id),
+                "confirm_url": self.links.confirm(owner, item.newsletter_id),
                 "email": item.email,
             }
             message_id = make_message_id(self.settings, "c", item.id)
         else:
             fields = {
-                "unsubscribe_url": self.links.unsubscribe(item.subscriber_id, item.newsletter_id),
-                "preferences_url": self.links.preferences(item.subscriber_id),
+                "unsubscribe_url": self.links.unsubscribe(owner, item.newsletter_id),
+                "preferences_url": self.links.preferences(owner),
                 "email": item.email,
             }
             message_id = make_message_id(self.settings, "e", item.edition_id or 0, item.subscriber_id)
@@ -83,7 +86,12 @@ class MessageFactory:
                 ).one()
             variant, edition = row
             newsletter = self.settings.newsletter(edition.newsletter_id)
-            rendered = RenderedEmail(subject=variant.subject, html=variant.html, text=variant.text)
+            rendered = RenderedEmail(
+                subject=variant.subject,
+                html=variant.html,
+                text=variant.text,
+                tokens=PersonalTokens.stored(variant.token_nonce),
+            )
             date: datetime = edition.started_at or edition.created_at
             template = await asyncio.to_thread(
                 MessageTemplate.digest, self.settings, newsletter, rendered, date=date

@@ -300,8 +300,13 @@ class Worker:
             return Result(item, "skipped", reply=refusal)
         try:
             template = await self.factory.prepare(item)
+        except (ValueError, LookupError) as exc:
+            # The same for every message of this variant (a template, a newsletter no longer
+            # configured): no reader's fault, so nobody's delivery fails for it.
+            return await self._unbuildable(item, exc)
+        try:
             message = self.factory.build(item, template)
-        except (ValueError, KeyError, LookupError) as exc:
+        except ValueError as exc:  # this reader's own values (an address that cannot be sent)
             return Result(item, "failed", reply=f"message could not be built: {exc}"[:1000])
         if not await self._ready(session, stopping):
             return Result(item, "released")
@@ -331,6 +336,26 @@ class Worker:
         return self._result(
             item, outcome.verdict, outcome.code, outcome.reply, message.message_id, outcome.hard_bounce
         )
+
+    async def _unbuildable(self, item: WorkItem, exc: Exception) -> Result:
+        """Pause the item's edition with the reason, and hand the item back untried; a
+        confirmation email is tried again after `server_down_max_backoff` seconds."""
+        error = str(exc) if not isinstance(exc, KeyError) else f"newsletter {exc} is not configured"
+        later = utcnow() + timedelta(seconds=self.settings.delivery.server_down_max_backoff)
+        if item.kind != "delivery" or item.edition_id is None:
+            log.error("message.unbuildable", kind=item.kind, error=error)
+            return Result(item, "released", next_attempt_at=later)
+        reason = (
+            f"messages could not be built: {error}; fix it, then "
+            f"`newsletter editions resume {item.edition_id}`"
+        )
+        async with self.context.db.engine.begin() as conn:
+            paused = await conn.run_sync(ledger.pause_edition, item.edition_id, reason[:2000])
+        self.recheck.edition_stopped(item.edition_id)
+        if paused:
+            metrics.EDITIONS_PAUSED.inc()
+            log.error("edition.paused", edition=item.edition_id, reason=reason)
+        return Result(item, "released")
 
     def _result(
         self, item: WorkItem, verdict: Verdict, code: int | None, reply: str, message_id: str, hard: bool

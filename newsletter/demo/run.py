@@ -21,12 +21,13 @@ from newsletter.delivery.worker import Worker
 from newsletter.demo.capture import CaptureServer
 from newsletter.editions import service
 from newsletter.editions.service import EditionReport
-from newsletter.rendering import fill_html
+from newsletter.rendering import PersonalTokens
 from newsletter.subscriptions.adding import add_batch
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.forms import NewSubscriber
 from newsletter.subscriptions.links import Links
+from newsletter.subscriptions.tokens import LinkOwner
 
 SECTIONS = ["World", "Politics", "Business", "Economy", "Energy", "Defence", "Immigration", "UK"]
 
@@ -188,12 +189,13 @@ async def _write_digest(context: AppContext, edition_id: int, target: Path) -> N
         return
     variant, reader = row
     links = Links(context.settings)
+    owner = LinkOwner(reader.id, reader.token_nonce)
     newsletter = context.settings.newsletters[0].id
-    html = fill_html(
+    html = PersonalTokens.stored(variant.token_nonce).fill_html(
         variant.html,
         {
-            "unsubscribe_url": links.unsubscribe(reader.id, newsletter),
-            "preferences_url": links.preferences(reader.id),
+            "unsubscribe_url": links.unsubscribe(owner, newsletter),
+            "preferences_url": links.preferences(owner),
             "email": reader.email or "",
         },
     )

@@ -29,6 +29,7 @@ from newsletter.database.models import (
     utcnow,
 )
 from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.errors import RenderError
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
 
@@ -105,7 +106,31 @@ async def build_edition(context: AppContext, edition_id: int, renderer: DigestRe
     """Render each distinct variant once and enqueue one delivery per active subscriber.
 
     Idempotent: run again after a crash, it adds only what is missing. Ends with the edition
-    sending (or done at once when there is nobody to send to)."""
+    sending (or done at once when there is nobody to send to). A variant that cannot be
+    rendered (an operator's template at fault) pauses the edition instead, with the reason:
+    nothing is enqueued, its articles stay with it, and `resume` builds it again."""
+    try:
+        return await _build(context, edition_id, renderer)
+    except RenderError as exc:
+        return await _pause_unbuilt(context, edition_id, str(exc))
+
+
+async def _pause_unbuilt(context: AppContext, edition_id: int, error: str) -> Edition:
+    reason = f"could not be built: {error}; fix it, then `newsletter editions resume {edition_id}`"
+    async with context.db.session() as session:
+        await session.execute(
+            update(Edition)
+            .where(Edition.id == edition_id, Edition.status == "building")
+            .values(status="paused", pause_reason=reason)
+        )
+        await session.commit()
+        edition = await session.get(Edition, edition_id)
+    assert edition is not None
+    log.error("edition.build_failed", edition=edition_id, error=error)
+    return edition
+
+
+async def _build(context: AppContext, edition_id: int, renderer: DigestRenderer) -> Edition:
     settings = context.settings
     async with context.db.session() as session:
         # One builder at a time: a second one waits here, then finds the edition built.
@@ -188,6 +213,7 @@ async def _variant(
         subject=rendered.subject,
         html=rendered.html,
         text=rendered.text,
+        token_nonce=rendered.tokens.nonce,
     )
     session.add(variant)
     await session.flush()

@@ -117,21 +117,27 @@ async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionR
 
 
 async def resume(context: AppContext, edition_id: int) -> EditionReport:
-    """Continue a paused edition (no more automatic pauses for it), or finish building one."""
+    """Continue a paused edition (no more automatic pauses for it), or finish building one:
+    an edition paused before it was built (its template failed) is built again."""
     async with context.db.session() as session:
         edition = await session.get(Edition, edition_id)
         if edition is None:
             raise NotFound(f"edition {edition_id}")
         if edition.status not in ("paused", "building"):
             raise InvalidInput("edition", f"edition {edition_id} is {edition.status}, not paused")
+        unbuilt = edition.started_at is None
         if edition.status == "paused":
             await session.execute(
                 update(Edition)
                 .where(Edition.id == edition_id, Edition.status == "paused")
-                .values(status="sending", auto_pause=False, pause_reason=None)
+                .values(
+                    status="building" if unbuilt else "sending",
+                    auto_pause=edition.auto_pause if unbuilt else False,
+                    pause_reason=None,
+                )
             )
             await session.commit()
-    if edition.status == "building":
+    if unbuilt:
         await build_edition(context, edition_id, DigestRenderer(context.settings))
     log.info("edition.resumed", edition=edition_id)
     return await report(context, edition_id)

@@ -15,6 +15,7 @@ from newsletter.delivery.smtp import SmtpReply, SmtpSession
 from newsletter.editions.selection import parse_sections, select_articles, window_start
 from newsletter.editions.service import newsletter_or_error
 from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, make_message_id
+from newsletter.rendering.preview import NOBODY
 from newsletter.subscriptions.links import Links
 
 
@@ -98,8 +99,8 @@ def _recipient(context: AppContext, newsletter_id: str, email: str, tag: str) ->
         email=email,
         message_id=make_message_id(context.settings, "t", tag),
         fields={
-            "unsubscribe_url": links.unsubscribe(0, newsletter_id),
-            "preferences_url": links.preferences(0),
+            "unsubscribe_url": links.unsubscribe(NOBODY, newsletter_id),
+            "preferences_url": links.preferences(NOBODY),
             "email": email,
         },
     )

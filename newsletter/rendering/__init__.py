@@ -5,16 +5,15 @@ from __future__ import annotations
 from newsletter.rendering.digest import DigestRenderer, RenderedEmail, digest_subject
 from newsletter.rendering.headers import make_message_id
 from newsletter.rendering.message import MessageTemplate, OutgoingMessage, Recipient
-from newsletter.rendering.placeholders import fill_html, fill_text
+from newsletter.rendering.placeholders import PersonalTokens
 
 __all__ = [
     "DigestRenderer",
     "MessageTemplate",
     "OutgoingMessage",
+    "PersonalTokens",
     "Recipient",
     "RenderedEmail",
     "digest_subject",
-    "fill_html",
-    "fill_text",
     "make_message_id",
 ]

@@ -2,28 +2,39 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import jinja2
+
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.database.models import Article
+from newsletter.errors import RenderError
 from newsletter.rendering.content import ArticleView, article_view, date_label, group_by_section
 from newsletter.rendering.environment import make_environment
 from newsletter.rendering.inline import inline_css
 from newsletter.rendering.links import utm_parameters
-from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, placeholders
+from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, PersonalTokens
 
 
 @dataclass(frozen=True)
 class RenderedEmail:
-    """One edition variant (or the confirmation), ready to personalise."""
+    """One edition variant (or the confirmation), ready to personalise: its personal fields
+    are the `tokens` of this rendering."""
 
     subject: str
     html: str
     text: str
+    tokens: PersonalTokens
+
+    def filled_html(self, values: Mapping[str, str]) -> str:
+        return self.tokens.fill_html(self.html, values)
+
+    def filled_text(self, values: Mapping[str, str]) -> str:
+        return self.tokens.fill_text(self.text, values)
 
 
 class DigestRenderer:
@@ -36,13 +47,18 @@ class DigestRenderer:
     ) -> RenderedEmail:
         """Articles lead first; none renders the short "no new stories" digest. CPU-heavy
         (premailer, ~25 ms): callers inside the service run it in a thread."""
-        values = self.digest_context(newsletter, edition_date, articles)
-        return self._render("digest", values["subject"], values)
+        tokens = PersonalTokens.fresh()
+        values = self.digest_context(newsletter, edition_date, articles, tokens)
+        return self._render("digest", values["subject"], values, tokens)
 
     def digest_context(
-        self, newsletter: NewsletterConfig, edition_date: date, articles: Sequence[Article]
+        self,
+        newsletter: NewsletterConfig,
+        edition_date: date,
+        articles: Sequence[Article],
+        tokens: PersonalTokens,
     ) -> dict[str, Any]:
-        """What the digest templates see; the personal fields are placeholders."""
+        """What the digest templates see; the personal fields are `tokens`."""
         zone = ZoneInfo(newsletter.timezone)
         utm = utm_parameters(newsletter)
         views = [article_view(article, zone, utm) for article in articles]
@@ -55,30 +71,41 @@ class DigestRenderer:
             "sections": group_by_section(views[1:], self.settings.sections_of(newsletter)),
             "story_count": len(views),
             "preheader": _preheader(lead, len(views), self.settings.site.name),
-            **placeholders(DIGEST_FIELDS),
+            **tokens.placeholders(DIGEST_FIELDS),
         }
 
     def render_confirmation(self, newsletter: NewsletterConfig | None) -> RenderedEmail:
         """The double opt-in email; `confirm_url` and `email` stay tokens."""
         list_name = newsletter.name if newsletter is not None else self.settings.site.name
         subject = f"Confirm your subscription to {list_name}"
+        tokens = PersonalTokens.fresh()
         values: dict[str, Any] = {
             **self._common(subject),
             "list_name": list_name,
             "description": newsletter.description if newsletter is not None else "",
             "max_age_days": self.settings.security.confirm_max_age_days,
             "preheader": f"One click to start receiving {list_name}.",
-            **placeholders(CONFIRMATION_FIELDS),
+            **tokens.placeholders(CONFIRMATION_FIELDS),
         }
-        return self._render("confirmation", subject, values)
+        return self._render("confirmation", subject, values, tokens)
 
     def _common(self, subject: str) -> dict[str, Any]:
         return {"site": self.settings.site, "subject": subject}
 
-    def _render(self, name: str, subject: str, values: dict[str, Any]) -> RenderedEmail:
-        html = self.environment.get_template(f"{name}.html").render(values)
-        text = self.environment.get_template(f"{name}.txt").render(values)
-        return RenderedEmail(subject=subject, html=inline_css(html), text=_tidy_text(text))
+    def _render(
+        self, name: str, subject: str, values: dict[str, Any], tokens: PersonalTokens
+    ) -> RenderedEmail:
+        """RenderError names the template when one cannot be rendered (an operator's own
+        template using a name that does not exist, a syntax error)."""
+        pages = {}
+        for suffix in ("html", "txt"):
+            try:
+                pages[suffix] = self.environment.get_template(f"{name}.{suffix}").render(values)
+            except jinja2.TemplateError as exc:
+                raise RenderError(f"template {name}.{suffix}: {exc.message or type(exc).__name__}") from exc
+        return RenderedEmail(
+            subject=subject, html=inline_css(pages["html"]), text=_tidy_text(pages["txt"]), tokens=tokens
+        )
 
 
 def digest_subject(settings: Settings, newsletter: NewsletterConfig, edition_date: date) -> str:

@@ -6,7 +6,6 @@ import jinja2
 
 from newsletter.config import Settings
 from newsletter.rendering.content import one_line, wrap
-from newsletter.rendering.placeholders import scrub
 from newsletter.resources import template_dirs
 
 
@@ -23,7 +22,6 @@ def make_environment(settings: Settings) -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=loader,
         autoescape=_autoescape,
-        finalize=scrub,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from newsletter.config import NewsletterConfig, Settings
+from newsletter.errors import RenderError
 from newsletter.rendering.digest import RenderedEmail
 from newsletter.rendering.dkim import DkimSigner
 from newsletter.rendering.headers import (
@@ -22,7 +23,7 @@ from newsletter.rendering.headers import (
     digest_headers,
 )
 from newsletter.rendering.mime import CRLF, boundary, open_ended, part_header, qp_segment, quoted_printable
-from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, TOKEN
+from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, PersonalTokens
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,64}@[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,255}")
@@ -118,9 +119,10 @@ class MessageTemplate:
     ) -> MessageTemplate:
         text = _with_final_newline(rendered.text)
         page = _with_final_newline(rendered.html)
-        unknown = {m.group(1) for m in TOKEN.finditer(text + page)} - allowed
+        tokens = rendered.tokens
+        unknown = tokens.fields_in(text, page) - allowed
         if unknown:
-            raise ValueError(f"template uses unknown personal fields: {', '.join(sorted(unknown))}")
+            raise RenderError(f"template uses unknown personal fields: {', '.join(sorted(unknown))}")
         mark = boundary(text.encode("utf-8"), page.encode("utf-8"))
         delimiter = f"--{mark}\r\n".encode("ascii")
         segments: list[Segment] = [
@@ -130,10 +132,10 @@ class MessageTemplate:
             CRLF,
             delimiter,
             part_header("text/plain"),
-            *_body_segments(text, "text"),
+            *_body_segments(tokens, text, "text"),
             delimiter,
             part_header("text/html"),
-            *_body_segments(page, "html"),
+            *_body_segments(tokens, page, "html"),
             f"--{mark}--\r\n".encode("ascii"),
         ]
         signer = DkimSigner(settings.dkim) if settings.dkim.enabled else None
@@ -175,8 +177,8 @@ def _slot_source(slot: str) -> tuple[str, Callable[[str], bytes]]:
     return field, (_html_value(field) if kind == "html" else _text_value(field))
 
 
-def _body_segments(body: str, kind: str) -> list[Segment]:
-    pieces = TOKEN.split(body)  # text, field, text, field, ..., text
+def _body_segments(tokens: PersonalTokens, body: str, kind: str) -> list[Segment]:
+    pieces = tokens.split(body)  # text, field, text, field, ..., text
     segments: list[Segment] = []
     for index, piece in enumerate(pieces):
         segments.append(qp_segment(piece) if index % 2 == 0 else f"{kind}:{piece}")

@@ -19,15 +19,17 @@ from newsletter.errors import InvalidInput
 from newsletter.rendering.digest import DigestRenderer
 from newsletter.rendering.headers import make_message_id
 from newsletter.rendering.message import MessageTemplate, Recipient
-from newsletter.rendering.placeholders import fill_html, fill_text
 from newsletter.subscriptions.links import Links
+from newsletter.subscriptions.tokens import LinkOwner
 
 PREVIEW_ADDRESS = "reader@example.com"
+# Links for nobody in particular: subscriber 0 does not exist, so they act for no one.
+NOBODY = LinkOwner(0, "0" * 12)
 
 
 @dataclass(frozen=True)
 class Reader:
-    subscriber_id: int  # 0 when previewing for nobody in particular
+    owner: LinkOwner  # NOBODY when previewing for nobody in particular
     email: str
     sections: list[str]
 
@@ -45,7 +47,7 @@ class Preview:
 async def find_reader(session: AsyncSession, newsletter: NewsletterConfig, email: str | None) -> Reader:
     """The subscriber behind --email (and their sections), or an anonymous reader."""
     if email is None:
-        return Reader(0, PREVIEW_ADDRESS, [])
+        return Reader(NOBODY, PREVIEW_ADDRESS, [])
     try:
         address = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -56,7 +58,8 @@ async def find_reader(session: AsyncSession, newsletter: NewsletterConfig, email
     subscription = await session.get(Subscription, (subscriber.id, newsletter.id))
     if subscription is None:
         raise InvalidInput("--email", f"{email} is not subscribed to {newsletter.id}")
-    return Reader(subscriber.id, subscriber.email, parse_sections(subscription.sections))
+    owner = LinkOwner(subscriber.id, subscriber.token_nonce)
+    return Reader(owner, subscriber.email, parse_sections(subscription.sections))
 
 
 async def next_articles(
@@ -79,16 +82,16 @@ def build_preview(
     rendered = DigestRenderer(settings).render_digest(newsletter, edition_date, articles)
     links = Links(settings)
     fields = {
-        "unsubscribe_url": links.unsubscribe(reader.subscriber_id, newsletter.id),
-        "preferences_url": links.preferences(reader.subscriber_id),
+        "unsubscribe_url": links.unsubscribe(reader.owner, newsletter.id),
+        "preferences_url": links.preferences(reader.owner),
         "email": reader.email,
     }
-    message_id = make_message_id(settings, "preview", newsletter.id, reader.subscriber_id)
+    message_id = make_message_id(settings, "preview", newsletter.id, reader.owner.subscriber_id)
     template = MessageTemplate.digest(settings, newsletter, rendered, date=now)
     message = template.build(Recipient(email=reader.email, message_id=message_id, fields=fields))
     return Preview(
-        html=fill_html(rendered.html, fields),
-        text=fill_text(rendered.text, fields),
+        html=rendered.filled_html(fields),
+        text=rendered.filled_text(fields),
         eml=message.data,
         subject=rendered.subject,
         articles=len(articles),

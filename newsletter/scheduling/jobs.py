@@ -6,9 +6,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
+from newsletter.articles.retention import delete_old_articles
 from newsletter.config import FeedConfig, NewsletterConfig
 from newsletter.context import AppContext
 from newsletter.database.models import Edition, utcnow
+from newsletter.database.ratelimit import forget_windows
 from newsletter.delivery import ledger
 from newsletter.editions.builder import build_edition, open_edition
 from newsletter.logs import get_logger
@@ -77,13 +79,20 @@ async def sweep(context: AppContext) -> None:
 
 
 async def cleanup_pending(context: AppContext) -> int:
-    """Forget signups never confirmed within `subscriptions.pending_expiry_days`."""
+    """Forget signups never confirmed within `subscriptions.pending_expiry_days`, and rate-limit
+    counts no limit looks at any more."""
     async with context.db.session() as session:
         expired = await expire_pending(session, settings=context.settings)
+        await forget_windows(await session.connection(), before=utcnow())
         await session.commit()
     if expired:
         log.info("signups.expired", subscribers=expired)
     return expired
+
+
+async def cleanup_articles(context: AppContext) -> int:
+    """Delete articles older than `articles.retention_days`."""
+    return await delete_old_articles(context)
 
 
 async def poll_feed(context: AppContext, feed: FeedConfig) -> None:

@@ -1,5 +1,5 @@
 """APScheduler 3 wiring: a cron job per newsletter in its timezone, a poll job per feed, the
-sweeper and the clean-up of never-confirmed signups."""
+sweeper, the clean-up of never-confirmed signups and of articles past their retention."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def build_scheduler(context: AppContext) -> AsyncIOScheduler:
         IntervalTrigger(hours=1),
         args=[context],
         id="cleanup",
+    )
+    scheduler.add_job(
+        _guarded("articles", jobs.cleanup_articles),
+        IntervalTrigger(hours=6),
+        args=[context],
+        id="articles-retention",
     )
     return scheduler
 

@@ -17,14 +17,23 @@ COLUMNS = ("email", "newsletters", "sections", "status", "confirmed", "timezone"
 INFORMATIVE = ("created_at", "confirmed_at")
 
 
+# Every line of a subscriber file is short; a longer one is refused before it is held in memory.
+MAX_LINE_BYTES = 64 * 1024
+MAX_RECORD_BYTES = 256 * 1024
+# Cells starting with a quote are escaped too, so that `'=x@…` (a real address) and `=x@…`
+# (neutralised on export) stay apart and an export imports back exactly.
+ESCAPED_STARTS = (*FORMULA_STARTS, "'")
+
+
 def neutralise(cell: str) -> str:
-    """Prefix a formula-like cell with a single quote so spreadsheets show it as text."""
-    return "'" + cell if cell.startswith(FORMULA_STARTS) else cell
+    """Prefix a formula-like (or quote-led) cell with a single quote so spreadsheets show it as
+    text."""
+    return "'" + cell if cell.startswith(ESCAPED_STARTS) else cell
 
 
 def restore(cell: str) -> str:
     """Undo `neutralise`, so an exported file imports unchanged."""
-    return cell[1:] if cell.startswith("'") and cell[1:].startswith(FORMULA_STARTS) else cell
+    return cell[1:] if cell.startswith("'") and cell[1:].startswith(ESCAPED_STARTS) else cell
 
 
 class _Utf8Lines:
@@ -35,15 +44,22 @@ class _Utf8Lines:
         self._name = name
         self._decoder = codecs.getincrementaldecoder("utf-8-sig")("strict")
         self.line = 0
+        # Bytes of the record being read (a quoted cell may span lines); reset per record.
+        self.record_bytes = 0
 
     def __iter__(self) -> Iterator[str]:
         return self
 
     def __next__(self) -> str:
-        raw = self._handle.readline()
+        raw = self._handle.readline(MAX_LINE_BYTES + 1)
         if not raw:
             raise StopIteration
         self.line += 1
+        self.record_bytes += len(raw)
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise InvalidInput(f"{self._name} line {self.line}", f"longer than {MAX_LINE_BYTES} bytes")
+        if self.record_bytes > MAX_RECORD_BYTES:
+            raise InvalidInput(f"{self._name} line {self.line}", f"a record over {MAX_RECORD_BYTES} bytes")
         try:
             return self._decoder.decode(raw)
         except UnicodeDecodeError:
@@ -70,6 +86,7 @@ class CsvRows:
             self.columns = _header(self.path, reader)
             while True:
                 start = lines.line + 1
+                lines.record_bytes = 0
                 try:
                     record = next(reader)
                 except StopIteration:

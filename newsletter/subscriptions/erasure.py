@@ -8,7 +8,15 @@ from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.config import Settings
-from newsletter.database.models import Delivery, Message, Subscriber, Subscription, Suppression, utcnow
+from newsletter.database.models import (
+    Delivery,
+    Message,
+    Subscriber,
+    Subscription,
+    Suppression,
+    new_token_nonce,
+    utcnow,
+)
 from newsletter.delivery.ledger import skip_pending_for
 from newsletter.errors import NotFound
 from newsletter.logs import get_logger
@@ -45,6 +53,9 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
     subscriber.email = None
     subscriber.email_key = None
     subscriber.timezone = None
+    # Every link ever sent to the reader stops working.
+    subscriber.token_nonce = new_token_nonce()
+    subscriber.legacy_links = False
     subscriber.status = status.ERASED
     subscriber.updated_at = now
     await audit.scrub(session, subscriber.id)

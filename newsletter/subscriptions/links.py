@@ -1,25 +1,34 @@
-"""Absolute links put in emails: confirm, unsubscribe, preferences."""
+"""Absolute links put in emails and pages: confirm, unsubscribe, preferences."""
 
 from __future__ import annotations
 
 from newsletter.config import Settings
-from newsletter.subscriptions.tokens import Purpose, TokenSigner
+from newsletter.subscriptions.tokens import LinkOwner, Purpose, TokenSigner
+
+DAY = 86400
+
+
+def token_signer(settings: Settings) -> TokenSigner:
+    security = settings.security
+    return TokenSigner(
+        security.secret_key.get_secret_value(),
+        {
+            Purpose.CONFIRM: security.confirm_max_age_days * DAY,
+            Purpose.PREFERENCES: security.preferences_max_age_days * DAY,
+        },
+    )
 
 
 class Links:
     def __init__(self, settings: Settings) -> None:
         self.base_url = settings.site.base_url
-        self.signer = TokenSigner(
-            settings.security.secret_key.get_secret_value(),
-            settings.security.confirm_max_age_days * 86400,
-        )
+        self.signer = token_signer(settings)
 
-    def confirm(self, subscriber_id: int, newsletter_id: str | None = None) -> str:
-        return f"{self.base_url}/confirm/{self.signer.sign(Purpose.CONFIRM, subscriber_id, newsletter_id)}"
+    def confirm(self, owner: LinkOwner, newsletter_id: str | None = None) -> str:
+        return f"{self.base_url}/confirm/{self.signer.sign(Purpose.CONFIRM, owner, newsletter_id)}"
 
-    def unsubscribe(self, subscriber_id: int, newsletter_id: str | None = None) -> str:
-        token = self.signer.sign(Purpose.UNSUBSCRIBE, subscriber_id, newsletter_id)
-        return f"{self.base_url}/unsubscribe/{token}"
+    def unsubscribe(self, owner: LinkOwner, newsletter_id: str | None = None) -> str:
+        return f"{self.base_url}/unsubscribe/{self.signer.sign(Purpose.UNSUBSCRIBE, owner, newsletter_id)}"
 
-    def preferences(self, subscriber_id: int) -> str:
-        return f"{self.base_url}/preferences/{self.signer.sign(Purpose.PREFERENCES, subscriber_id)}"
+    def preferences(self, owner: LinkOwner) -> str:
+        return f"{self.base_url}/preferences/{self.signer.sign(Purpose.PREFERENCES, owner)}"

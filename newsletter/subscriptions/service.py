@@ -26,7 +26,7 @@ from newsletter.subscriptions import audit, status
 from newsletter.subscriptions.addresses import Address, email_hash
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.choices import Choices, choices_from_rows
-from newsletter.subscriptions.tokens import LinkNoLongerValid
+from newsletter.subscriptions.tokens import LinkNoLongerValid, LinkOwner, TokenData, owns
 
 log = get_logger(__name__)
 
@@ -45,6 +45,12 @@ class Confirmation(StrEnum):
     ALREADY_CONFIRMED = "already-confirmed"
 
 
+@dataclass(frozen=True)
+class Confirmed:
+    outcome: Confirmation
+    owner: LinkOwner  # for the links the confirmation page offers
+
+
 async def find_by_key(session: AsyncSession, key: str, *, lock: bool = False) -> Subscriber | None:
     query = select(Subscriber).where(Subscriber.email_key == key)
     return await session.scalar(query.with_for_update() if lock else query)
@@ -54,6 +60,30 @@ async def locked(session: AsyncSession, subscriber_id: int) -> Subscriber | None
     """The subscriber, row-locked on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises)."""
     query = select(Subscriber).where(Subscriber.id == subscriber_id).with_for_update()
     return await session.scalar(query.execution_options(populate_existing=True))
+
+
+async def link_holder(
+    session: AsyncSession, link: TokenData, *, statuses: tuple[str, ...], lock: bool = False
+) -> Subscriber:
+    """The subscriber a verified link belongs to, in one of `statuses`; else LinkNoLongerValid.
+
+    A link belongs to a subscriber when it carries their nonce: an id alone could name a later
+    subscriber who was given the same id."""
+    if lock:
+        subscriber = await locked(session, link.subscriber_id)
+    else:
+        subscriber = await session.get(Subscriber, link.subscriber_id)
+    if (
+        subscriber is None
+        or subscriber.status not in statuses
+        or not owns(link, nonce=subscriber.token_nonce, legacy_links=subscriber.legacy_links)
+    ):
+        raise LinkNoLongerValid(NO_LONGER_VALID)
+    return subscriber
+
+
+def link_owner(subscriber: Subscriber) -> LinkOwner:
+    return LinkOwner(subscriber.id, subscriber.token_nonce)
 
 
 async def current_choices(session: AsyncSession, subscriber_id: int) -> Choices:
@@ -117,8 +147,23 @@ async def signup(
     """
     now = now or utcnow()
     conn = await session.connection()
-    address = request.address
-    double_opt_in = settings.subscriptions.double_opt_in or await _suppressed(conn, address)
+    for _ in range(SIGNUP_ATTEMPTS):
+        outcome = await _signup_once(conn, settings, request, actor, now)
+        if outcome is not None:
+            return outcome
+    raise RuntimeError(f"signup: the address changed hands {SIGNUP_ATTEMPTS} times in one signup")
+
+
+# An erasure committing between a signup's two statements frees the address: the signup starts
+# over (and then sees the erasure's suppression entry). Twice in a row would be a third party.
+SIGNUP_ATTEMPTS = 3
+
+
+async def _signup_once(
+    conn: AsyncConnection, settings: Settings, request: SignupRequest, actor: Actor, now: datetime
+) -> SignupOutcome | None:
+    """One try; None when the address was freed (erased) between its statements."""
+    double_opt_in = settings.subscriptions.double_opt_in or await _suppressed(conn, request.address)
     subscriber_id = await _insert_if_new(conn, request, actor.source, now, double_opt_in=double_opt_in)
     if subscriber_id is None:
         return await _signup_again(conn, settings, request, actor, now, double_opt_in=double_opt_in)
@@ -179,8 +224,10 @@ async def _signup_again(
     now: datetime,
     *,
     double_opt_in: bool,
-) -> SignupOutcome:
-    known = (await conn.execute(_KNOWN, {"key": request.address.key})).one()
+) -> SignupOutcome | None:
+    known = (await conn.execute(_KNOWN, {"key": request.address.key})).one_or_none()
+    if known is None:  # erased since the INSERT found it (PostgreSQL; SQLite serialises writers)
+        return None
     if known.status == status.ACTIVE:
         outcome = SignupOutcome(known.id, status.ACTIVE, new=False)
         await _record_signup(conn, outcome, actor, now, {"outcome": "already-active"})
@@ -244,31 +291,23 @@ def _activate(subscriber: Subscriber, now: datetime) -> None:
 
 
 async def confirm(
-    session: AsyncSession,
-    *,
-    subscriber_id: int,
-    issued_at: datetime | None,
-    actor: Actor,
-    now: datetime | None = None,
-) -> Confirmation:
+    session: AsyncSession, *, link: TokenData, actor: Actor, now: datetime | None = None
+) -> Confirmed:
     """Activate a pending subscriber; LinkNoLongerValid when the link no longer applies.
 
     A confirm link signed before the reader's last unsubscribe is stale, even if still
-    within its 7 days: it cannot undo a later "no".
+    within its 7 days: it cannot undo a later "no". One signed before the subscriber existed
+    was meant for someone else.
     """
     now = now or utcnow()
-    subscriber = await locked(session, subscriber_id)
-    if subscriber is None or subscriber.status not in (status.PENDING, status.ACTIVE):
-        raise LinkNoLongerValid(NO_LONGER_VALID)
-    unsubscribed_at = subscriber.unsubscribed_at
-    if (
-        issued_at is not None
-        and unsubscribed_at is not None
-        and issued_at < unsubscribed_at.replace(microsecond=0)
-    ):
-        raise LinkNoLongerValid(NO_LONGER_VALID)
+    subscriber = await link_holder(session, link, statuses=(status.PENDING, status.ACTIVE), lock=True)
+    issued_at = link.issued_at
+    if issued_at is not None:
+        for moment in (subscriber.unsubscribed_at, subscriber.created_at):
+            if moment is not None and issued_at < moment.replace(microsecond=0):
+                raise LinkNoLongerValid(NO_LONGER_VALID)
     if subscriber.status == status.ACTIVE:
-        return Confirmation.ALREADY_CONFIRMED
+        return Confirmed(Confirmation.ALREADY_CONFIRMED, link_owner(subscriber))
     _activate(subscriber, now)
     if subscriber.email_key is not None:
         await session.execute(
@@ -276,7 +315,7 @@ async def confirm(
         )
     audit.record(session, audit.CONFIRM, subscriber.id, actor, at=now)
     log.info("subscriber.confirmed", subscriber=subscriber.id)
-    return Confirmation.CONFIRMED
+    return Confirmed(Confirmation.CONFIRMED, link_owner(subscriber))
 
 
 async def unsubscribe(
@@ -322,12 +361,13 @@ async def unsubscribe(
     return changed
 
 
-async def preferences_of(session: AsyncSession, *, subscriber_id: int) -> tuple[Subscriber, Choices]:
-    """A subscriber whose preferences may be changed, with its choices; else LinkNoLongerValid."""
-    subscriber = await session.get(Subscriber, subscriber_id)
-    if subscriber is None or subscriber.status not in (status.PENDING, status.ACTIVE):
-        raise LinkNoLongerValid(NO_LONGER_VALID)
-    return subscriber, await current_choices(session, subscriber_id)
+async def preferences_of(
+    session: AsyncSession, *, link: TokenData, lock: bool = False
+) -> tuple[Subscriber, Choices]:
+    """The subscriber a preferences link belongs to, if its preferences may be changed, with
+    its choices; else LinkNoLongerValid."""
+    subscriber = await link_holder(session, link, statuses=(status.PENDING, status.ACTIVE), lock=lock)
+    return subscriber, await current_choices(session, subscriber.id)
 
 
 async def update_preferences(

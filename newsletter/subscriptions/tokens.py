@@ -1,4 +1,9 @@
-"""Signed, purpose-scoped link tokens: a confirm token cannot unsubscribe, and so on."""
+"""Signed, purpose-scoped link tokens: a confirm token cannot unsubscribe, and so on.
+
+A token names a subscriber by id *and* by the subscriber's own nonce (`subscribers.token_nonce`,
+random, never reused), so a link can never act for a later subscriber who happens to get the
+same id, and erasure (which draws a new nonce) kills every link of the erased reader.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,13 @@ from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner
 
 from newsletter.errors import InvalidToken
 
-# "<subscriber id>" or "<subscriber id>.<newsletter id>"
-_PAYLOAD = re.compile(r"^(\d{1,18})(?:\.([a-z0-9][a-z0-9_-]{0,39}))?$")
+_NEWSLETTER = r"[a-z0-9][a-z0-9_-]{0,39}"
+# "<subscriber id>.<nonce>[.<newsletter id>]": the nonce's capitals and digits cannot be a
+# newsletter id (lower case), so the legacy form below never reads as this one.
+_PAYLOAD = re.compile(rf"^(\d{{1,18}})\.([0-9A-F]{{12}})(?:\.({_NEWSLETTER}))?$")
+# Tokens signed before subscribers had a nonce: "<subscriber id>[.<newsletter id>]".
+_LEGACY_PAYLOAD = re.compile(rf"^(\d{{1,18}})(?:\.({_NEWSLETTER}))?$")
+NONCE_PATTERN = re.compile(r"[0-9A-F]{12}")
 
 
 class Purpose(StrEnum):
@@ -23,7 +33,11 @@ class Purpose(StrEnum):
 
 
 class TokenExpired(InvalidToken):
-    """A genuine confirm token, older than security.confirm_max_age_days."""
+    """A genuine confirm or preferences token, older than the purpose allows."""
+
+    def __init__(self, purpose: Purpose) -> None:
+        super().__init__(f"{purpose} link expired")
+        self.purpose = purpose
 
 
 class LinkNoLongerValid(InvalidToken):
@@ -31,11 +45,25 @@ class LinkNoLongerValid(InvalidToken):
 
 
 @dataclass(frozen=True)
+class LinkOwner:
+    """Whom a link acts for: a subscriber's id and its token nonce."""
+
+    subscriber_id: int
+    nonce: str
+
+
+@dataclass(frozen=True)
 class TokenData:
     subscriber_id: int
+    # The subscriber's nonce; "" for a token signed before nonces existed (legacy).
+    nonce: str
     newsletter_id: str | None
-    # When a confirm token was signed (whole seconds); None for tokens that never expire.
+    # When a confirm or preferences token was signed (whole seconds); None for unsubscribe.
     issued_at: datetime | None = None
+
+    @property
+    def legacy(self) -> bool:
+        return not self.nonce
 
 
 class _KeyOnceSigner(Signer):
@@ -54,43 +82,77 @@ class _KeyOnceTimestampSigner(TimestampSigner, _KeyOnceSigner):
 
 
 class TokenSigner:
-    """Confirm tokens carry a timestamp and expire; unsubscribe and preferences tokens never do.
+    """Confirm and preferences tokens carry a timestamp and expire; unsubscribe tokens never do,
+    so one-click unsubscribe keeps working from a digest of any age.
 
-    Each purpose has its own salt, hence its own key: a token signed for one purpose
-    fails for every other. Payloads are compact text (no JSON, no compression), so a
-    token costs a few microseconds, which matters with two per recipient per edition.
+    Each purpose has its own salt, hence its own key: a token signed for one purpose fails for
+    every other. Payloads are compact text (no JSON, no compression), so a token costs a few
+    microseconds, which matters with two per recipient per edition.
     """
 
-    def __init__(self, secret_key: str, confirm_max_age_seconds: int) -> None:
-        self._confirm = _KeyOnceTimestampSigner(secret_key, salt="newsletter.confirm")
+    def __init__(self, secret_key: str, max_age_seconds: dict[Purpose, int]) -> None:
+        self._timed: dict[Purpose, TimestampSigner] = {
+            Purpose.CONFIRM: _KeyOnceTimestampSigner(secret_key, salt="newsletter.confirm"),
+            Purpose.PREFERENCES: _KeyOnceTimestampSigner(secret_key, salt="newsletter.preferences"),
+        }
         self._lasting: dict[Purpose, Signer] = {
             Purpose.UNSUBSCRIBE: _KeyOnceSigner(secret_key, salt="newsletter.unsubscribe"),
+            # Preferences tokens before they expired; only to tell such a link apart as expired.
             Purpose.PREFERENCES: _KeyOnceSigner(secret_key, salt="newsletter.preferences"),
         }
-        self._confirm_max_age = confirm_max_age_seconds
+        self._max_age = max_age_seconds
 
-    def sign(self, purpose: Purpose, subscriber_id: int, newsletter_id: str | None = None) -> str:
-        payload = f"{subscriber_id}.{newsletter_id}" if newsletter_id else str(subscriber_id)
-        signer = self._confirm if purpose is Purpose.CONFIRM else self._lasting[purpose]
+    def sign(self, purpose: Purpose, owner: LinkOwner, newsletter_id: str | None = None) -> str:
+        if not NONCE_PATTERN.fullmatch(owner.nonce):
+            raise ValueError(f"bad token nonce for subscriber {owner.subscriber_id}")
+        payload = f"{owner.subscriber_id}.{owner.nonce}"
+        if newsletter_id:
+            payload += f".{newsletter_id}"
+        signer = self._timed.get(purpose) or self._lasting[purpose]
         return signer.sign(payload).decode("ascii")
 
     def verify(self, purpose: Purpose, token: str) -> TokenData:
-        """What the token carries, or InvalidToken (forged, truncated, expired, other purpose)."""
+        """What the token carries, or InvalidToken (forged, truncated, expired, other purpose).
+        Whether it still belongs to the subscriber (nonce, status) is for the caller to check."""
         if len(token) > 256 or not token.isascii():
             raise InvalidToken("malformed token")
         issued_at: datetime | None = None
         try:
-            if purpose is Purpose.CONFIRM:
-                payload, issued_at = self._confirm.unsign(
-                    token, max_age=self._confirm_max_age, return_timestamp=True
+            if purpose in self._timed:
+                payload, issued_at = self._timed[purpose].unsign(
+                    token, max_age=self._max_age[purpose], return_timestamp=True
                 )
             else:
                 payload = self._lasting[purpose].unsign(token)
         except SignatureExpired:
-            raise TokenExpired("SignatureExpired") from None
+            raise TokenExpired(purpose) from None
         except BadData as exc:
+            if purpose is Purpose.PREFERENCES and self._is_untimed_preferences(token):
+                raise TokenExpired(purpose) from None
             raise InvalidToken(type(exc).__name__) from None
-        match = _PAYLOAD.match(payload.decode("ascii", "replace"))
-        if match is None:
-            raise InvalidToken("malformed payload")
-        return TokenData(int(match.group(1)), match.group(2), issued_at)
+        return _parse(payload.decode("ascii", "replace"), purpose, issued_at)
+
+    def _is_untimed_preferences(self, token: str) -> bool:
+        try:
+            self._lasting[Purpose.PREFERENCES].unsign(token)
+        except BadData:
+            return False
+        return True
+
+
+def _parse(payload: str, purpose: Purpose, issued_at: datetime | None) -> TokenData:
+    match = _PAYLOAD.match(payload)
+    if match is not None:
+        return TokenData(int(match.group(1)), match.group(2), match.group(3), issued_at)
+    legacy = _LEGACY_PAYLOAD.match(payload)
+    if legacy is None:
+        raise InvalidToken("malformed payload")
+    if purpose is Purpose.PREFERENCES:
+        raise TokenExpired(purpose)
+    return TokenData(int(legacy.group(1)), "", legacy.group(2), issued_at)
+
+
+def owns(data: TokenData, *, nonce: str, legacy_links: bool) -> bool:
+    """Whether a verified token belongs to the subscriber with this nonce: the nonce matches,
+    or it is a legacy token and the subscriber predates nonces."""
+    return data.nonce == nonce if data.nonce else legacy_links

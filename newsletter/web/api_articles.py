@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -15,8 +13,9 @@ from newsletter.articles.queries import article_json, list_articles
 from newsletter.articles.store import upsert_articles
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import utcnow
-from newsletter.errors import InvalidInput
+from newsletter.moments import UtcMoment
 from newsletter.web.auth import AdminDep
+from newsletter.web.bodies import decode_json
 from newsletter.web.deps import SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/articles", tags=["articles"], dependencies=[AdminDep])
@@ -41,10 +40,7 @@ _PUSH_RESPONSES: dict[int | str, dict[str, Any]] = {
     responses=_PUSH_RESPONSES,
 )
 async def push_articles(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body())
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidInput("body", "not valid JSON") from None
+    body = decode_json(await request.body())
     rules = ArticleRules.from_settings(settings)
     # Sanitising up to 500 summaries is CPU work: keep it off the event loop.
     items = await asyncio.to_thread(validate_articles, body, rules)
@@ -57,12 +53,10 @@ async def push_articles(request: Request, session: SessionDep, settings: Setting
 @router.get("", summary="Recent articles, newest first", responses={401: _PUSH_RESPONSES[401]})
 async def get_articles(
     session: SessionDep,
-    since: Annotated[datetime | None, Query(description="ISO 8601; without an offset, UTC")] = None,
+    since: Annotated[UtcMoment | None, Query(description="ISO 8601; without an offset, UTC")] = None,
     section: Annotated[str | None, Query(max_length=100)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    if since is not None and since.tzinfo is None:
-        since = since.replace(tzinfo=UTC)
     await session.connection(execution_options=READ_ONLY)
     articles = await list_articles(session, since=since, section=section, limit=limit)
     return {"articles": [article_json(article) for article in articles]}

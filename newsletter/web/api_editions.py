@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as FastAPIPath
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from newsletter.database.models import utcnow
 from newsletter.editions import service
@@ -17,6 +18,7 @@ from newsletter.editions.builder import build_edition, open_edition
 from newsletter.editions.trial import dry_run
 from newsletter.rendering import DigestRenderer
 from newsletter.web.auth import AdminDep
+from newsletter.web.bodies import decode_json
 from newsletter.web.deps import ContextDep
 
 # Edition ids are 32-bit integers in the database: anything else is a 422, not a database error.
@@ -38,12 +40,19 @@ class StartEdition(BaseModel):
     status_code=202,
     responses={
         200: {"description": "dry run: what would be sent"},
-        422: {"description": "unknown newsletter"},
+        422: {"description": "unknown newsletter, or a body that is not a StartEdition"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": False,
+            "content": {"application/json": {"schema": StartEdition.model_json_schema()}},
+        }
     },
 )
-async def start(body: StartEdition, request: Request, context: ContextDep) -> JSONResponse:
+async def start(request: Request, context: ContextDep) -> JSONResponse:
     """Start today's edition now (or continue today's): built in the background, delivered by the
     workers. Answers 202 with its id at once."""
+    body = await _start_request(request)
     newsletter = service.newsletter_or_error(context, body.newsletter)
     if body.dry_run:
         planned = await dry_run(context, newsletter.id)
@@ -64,6 +73,15 @@ async def start(body: StartEdition, request: Request, context: ContextDep) -> JS
         status_code=202,
         headers={"Location": f"/api/editions/{edition.id}"},
     )
+
+
+async def _start_request(request: Request) -> StartEdition:
+    """The body read as strictly as the other JSON bodies (nesting, repeated keys); empty: defaults."""
+    raw = await request.body()
+    try:
+        return StartEdition.model_validate(decode_json(raw) if raw.strip() else {})
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
 
 
 @router.get("")

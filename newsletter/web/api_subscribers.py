@@ -12,9 +12,10 @@ from newsletter.subscriptions.adding import EntryResult, Outcome, add_batch
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.erasure import erase
-from newsletter.subscriptions.forms import NewSubscriber, decode_json, parse_entry
+from newsletter.subscriptions.forms import NewSubscriber, parse_entry
 from newsletter.subscriptions.listing import MAX_PER_PAGE, check_status, count_subscribers, list_subscribers
 from newsletter.web.auth import AdminDep
+from newsletter.web.bodies import decode_json
 from newsletter.web.deps import ContextDep, SessionDep
 
 router = APIRouter(prefix="/api/subscribers", tags=["subscribers"], dependencies=[AdminDep])

@@ -8,20 +8,23 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
-from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound
+from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import get_logger
 from newsletter.web import api_articles, api_editions, api_subscribers, health, pages
+from newsletter.web.auth import AdminDep
 from newsletter.web.limits import BodySizeLimit
 from newsletter.web.pages import Pages
 
 log = get_logger(__name__)
+OPENAPI_URL = "/api/openapi.json"
 # Seconds a client is asked to wait when the database is busy or unreachable.
 DATABASE_RETRY_AFTER = 5
 
@@ -53,10 +56,14 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         title=f"{settings.site.name} newsletter",
         version=__version__,
         lifespan=lifespan,
-        docs_url="/api/docs",
+        docs_url=None,
         redoc_url=None,
-        openapi_url="/api/openapi.json",
+        openapi_url=None,
+        # Starlette would build the redirect's Location from the Host header (a token in the
+        # path would go wherever the request says): a path with a trailing slash is a 404.
+        redirect_slashes=False,
     )
+    _add_api_docs(app, public=settings.server.public_api_docs)
     if context is not None:
         app.state.context = context
     app.add_middleware(
@@ -66,6 +73,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     )
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(RenderError, _render_error)
     # Not every DBAPIError: an IntegrityError would be a bug, and a 500 says so.
     for database_error in (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable):
         app.add_exception_handler(database_error, _database_busy)
@@ -76,6 +84,20 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     for router in (api_articles.router, api_subscribers.router, api_editions.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app
+
+
+def _add_api_docs(app: FastAPI, *, public: bool) -> None:
+    """The OpenAPI schema and its Swagger UI, behind the admin token unless `public`."""
+    guard = [] if public else [AdminDep]
+
+    async def schema() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
+
+    app.add_api_route(OPENAPI_URL, schema, methods=["GET"], include_in_schema=False, dependencies=guard)
+    app.add_api_route("/api/docs", docs, methods=["GET"], include_in_schema=False, dependencies=guard)
 
 
 def field_of(location: Sequence[object]) -> str:
@@ -109,6 +131,12 @@ def _plain(errors: object) -> list[dict[str, object]]:
 async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, InvalidInput)
     return JSONResponse({"detail": f"{exc.field}: {exc.message}", "field": exc.field}, status_code=422)
+
+
+async def _render_error(request: Request, exc: Exception) -> JSONResponse:
+    """An operator's template that cannot be rendered: said plainly, not a 500."""
+    log.error("web.render_failed", path=request.url.path, error=str(exc))
+    return JSONResponse({"detail": f"templates: {exc}", "field": "templates"}, status_code=422)
 
 
 async def _not_found(request: Request, exc: Exception) -> JSONResponse:

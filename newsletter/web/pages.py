@@ -10,22 +10,22 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from newsletter.config import Settings
 from newsletter.database.engine import READ_ONLY
+from newsletter.database.ratelimit import SharedRateLimiter, count_request
 from newsletter.errors import InvalidInput, InvalidToken
 from newsletter.resources import template_dirs
-from newsletter.subscriptions import service
+from newsletter.subscriptions import service, status
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.choices import COMMON_ZONES
 from newsletter.subscriptions.forms import (
-    decode_json,
-    decode_urlencoded,
     form_fields,
     honeypot_filled,
     parse_preferences,
     parse_signup,
 )
 from newsletter.subscriptions.links import Links
-from newsletter.subscriptions.ratelimit import SlidingWindowLimiter
+from newsletter.subscriptions.service import SignupRequest
 from newsletter.subscriptions.tokens import LinkNoLongerValid, Purpose, TokenData, TokenExpired
+from newsletter.web.bodies import decode_json, decode_urlencoded
 from newsletter.web.deps import ContextDep
 
 CONTENT_SECURITY_POLICY = (
@@ -49,6 +49,8 @@ FIELD_LABELS = {
 }
 
 router = APIRouter(include_in_schema=False)
+# Whom an unsubscribe link still acts for: an erased reader has nothing left to leave.
+UNSUBSCRIBABLE = (status.PENDING, status.ACTIVE, status.UNSUBSCRIBED, status.BOUNCED)
 
 
 class Pages:
@@ -65,7 +67,11 @@ class Pages:
         )
         self.env.globals.update(site=settings.site, double_opt_in=settings.subscriptions.double_opt_in)
         self.links = Links(settings)
-        self.limiter = SlidingWindowLimiter(settings.subscriptions.rate_limit_per_minute)
+        self.limiter = SharedRateLimiter(
+            "signup",
+            settings.subscriptions.rate_limit_per_minute,
+            key=settings.security.secret_key.get_secret_value(),
+        )
 
     def render(
         self, name: str, status_code: int = 200, headers: dict[str, str] | None = None, **data: Any
@@ -78,6 +84,13 @@ class Pages:
         return self.render("error.html", status_code, title=title, message=message, **data)
 
     def bad_link(self, exc: InvalidToken) -> HTMLResponse:
+        if isinstance(exc, TokenExpired) and exc.purpose is Purpose.PREFERENCES:
+            days = self.settings.security.preferences_max_age_days
+            message = (
+                f"Links to your preferences last {days} days. Use the one in the latest email "
+                "you had from us: each one carries a fresh link."
+            )
+            return self.error(400, "This link has expired", message)
         if isinstance(exc, TokenExpired):
             days = self.settings.security.confirm_max_age_days
             message = f"Confirmation links last {days} days. Sign up again and we will send you a fresh one."
@@ -145,26 +158,39 @@ async def timezone_script(pages: PagesDep) -> Response:
 async def subscribe(request: Request, pages: PagesDep, context: ContextDep) -> Response:
     """Form or JSON; the same answer for a new, a pending and an active address."""
     wants_json = _media_type(request) == "application/json"
-    retry_after = pages.limiter.hit(request.client.host if request.client else "unknown")
-    if retry_after is not None:
-        message = f"too many signups from your network; try again in {retry_after} seconds"
-        headers = {"Retry-After": str(retry_after)}
-        if wants_json:
-            return JSONResponse({"detail": message}, 429, headers=headers)
-        return pages.error(429, "Please wait a moment", message.capitalize() + ".", headers=headers)
+    client = request.client.host if request.client else "unknown"
     data: dict[str, object] = {}
+    problem: InvalidInput | None = None
+    signup_request: SignupRequest | None = None
     try:
         data = await _signup_data(request, wants_json)
-        if honeypot_filled(data):
-            return _accepted(pages, wants_json)
-        signup_request = await parse_signup(pages.settings, data)
+        if not honeypot_filled(data):
+            signup_request = await parse_signup(pages.settings, data)
     except InvalidInput as exc:
-        if wants_json:
-            return JSONResponse({"detail": str(exc), "field": exc.field}, 422)
-        return pages.signup_form(422, exc, _echo(data))
+        problem = exc
     async with context.db.session() as session, session.begin():
-        await service.signup(session, settings=pages.settings, request=signup_request, actor=_actor(request))
+        # Every request counts towards the limit, valid or not; a valid one is stored in the
+        # same transaction as its count.
+        retry_after = await count_request(pages.limiter, context.db, session, client)
+        if retry_after is None and signup_request is not None:
+            await service.signup(
+                session, settings=pages.settings, request=signup_request, actor=_actor(request)
+            )
+    if retry_after is not None:
+        return _too_many(pages, wants_json, retry_after)
+    if problem is not None:
+        if wants_json:
+            return JSONResponse({"detail": str(problem), "field": problem.field}, 422)
+        return pages.signup_form(422, problem, _echo(data))
     return _accepted(pages, wants_json)
+
+
+def _too_many(pages: Pages, wants_json: bool, retry_after: int) -> Response:
+    message = f"too many signups from your network; try again in {retry_after} seconds"
+    headers = {"Retry-After": str(retry_after)}
+    if wants_json:
+        return JSONResponse({"detail": message}, 429, headers=headers)
+    return pages.error(429, "Please wait a moment", message.capitalize() + ".", headers=headers)
 
 
 async def _signup_data(request: Request, wants_json: bool) -> dict[str, object]:
@@ -202,23 +228,24 @@ async def confirm(token: str, request: Request, pages: PagesDep, context: Contex
     try:
         data = pages.verify(Purpose.CONFIRM, token)
         async with context.db.session() as session, session.begin():
-            outcome = await service.confirm(
-                session, subscriber_id=data.subscriber_id, issued_at=data.issued_at, actor=_actor(request)
-            )
+            confirmed = await service.confirm(session, link=data, actor=_actor(request))
     except InvalidToken as exc:
         return pages.bad_link(exc)
     return pages.render(
         "confirmed.html",
-        already=outcome is service.Confirmation.ALREADY_CONFIRMED,
-        preferences_url=pages.links.preferences(data.subscriber_id),
+        already=confirmed.outcome is service.Confirmation.ALREADY_CONFIRMED,
+        preferences_url=pages.links.preferences(confirmed.owner),
     )
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-async def unsubscribe_page(token: str, pages: PagesDep) -> HTMLResponse:
+async def unsubscribe_page(token: str, pages: PagesDep, context: ContextDep) -> HTMLResponse:
     """One button; a GET changes nothing, since mail scanners follow links."""
     try:
         data = pages.verify(Purpose.UNSUBSCRIBE, token)
+        async with context.db.session() as session:
+            await session.connection(execution_options=READ_ONLY)
+            await service.link_holder(session, data, statuses=UNSUBSCRIBABLE)
     except InvalidToken as exc:
         return pages.bad_link(exc)
     return pages.render("unsubscribe.html", newsletter=_newsletter(pages.settings, data.newsletter_id))
@@ -232,14 +259,18 @@ async def unsubscribe(token: str, request: Request, pages: PagesDep, context: Co
     except InvalidToken as exc:
         return pages.bad_link(exc)
     one_click = _is_one_click(await request.body())
-    async with context.db.session() as session, session.begin():
-        await service.unsubscribe(
-            session,
-            subscriber_id=data.subscriber_id,
-            newsletter_id=data.newsletter_id,
-            actor=_actor(request),
-            one_click=one_click,
-        )
+    try:
+        async with context.db.session() as session, session.begin():
+            await service.link_holder(session, data, statuses=UNSUBSCRIBABLE, lock=True)
+            await service.unsubscribe(
+                session,
+                subscriber_id=data.subscriber_id,
+                newsletter_id=data.newsletter_id,
+                actor=_actor(request),
+                one_click=one_click,
+            )
+    except InvalidToken as exc:
+        return pages.bad_link(exc)
     return pages.render("unsubscribed.html", newsletter=_newsletter(pages.settings, data.newsletter_id))
 
 
@@ -265,7 +296,7 @@ async def preferences_page(token: str, pages: PagesDep, context: ContextDep) -> 
         data = pages.verify(Purpose.PREFERENCES, token)
         async with context.db.session() as session:
             await session.connection(execution_options=READ_ONLY)
-            subscriber, choices = await service.preferences_of(session, subscriber_id=data.subscriber_id)
+            subscriber, choices = await service.preferences_of(session, link=data)
     except InvalidToken as exc:
         return pages.bad_link(exc)
     return _preferences_form(pages, subscriber.email or "", choices, subscriber.timezone or "")
@@ -293,7 +324,7 @@ async def save_preferences(
     try:
         data = pages.verify(Purpose.PREFERENCES, token)
         async with context.db.session() as session, session.begin():
-            subscriber, before = await service.preferences_of(session, subscriber_id=data.subscriber_id)
+            subscriber, before = await service.preferences_of(session, link=data, lock=True)
             email = subscriber.email or ""
             try:
                 form = parse_preferences(pages.settings, decode_urlencoded(await request.body()))

@@ -34,7 +34,7 @@ def workdir(tmp_path: Path, database_url: str, feed_server: FeedServer) -> Path:
     (tmp_path / "newsletter.toml").write_text(
         f'[database]\nurl = "{database_url}"\n\n'
         f'[[feeds]]\nurl = "{sample}"\nname = "London Daily"\n\n'
-        f'[[feeds]]\nurl = "{missing}"\nname = "Missing"\nsection = "World"\n'
+        f'[[feeds]]\nurl = "{missing}"\nname = "Missing"\nsection = "World"\nallow_private = true\n'
     )
     return tmp_path
 
@@ -58,7 +58,10 @@ def test_ingest_one_feed_as_json_twice(workdir: Path) -> None:
 
 def test_ad_hoc_feed_and_bad_feed_option(workdir: Path, feed_server: FeedServer) -> None:
     url = feed_server.route("/adhoc.xml", Route(body=(workdir / "sample.xml").read_bytes()))
-    result = cli("ingest", "--feed", url, "--json", cwd=workdir)
+    refused = cli("ingest", "--feed", url, "--json", cwd=workdir)
+    assert refused.returncode == 1 and "loopback" in json.loads(refused.stdout)[0]["error"]
+    assert feed_server.requests_for("/adhoc.xml") == []  # refused before connecting
+    result = cli("ingest", "--feed", url, "--allow-private", "--json", cwd=workdir)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["new"] == 51
     bad = cli("ingest", "--feed", "ftp://x.example/feed", cwd=workdir)

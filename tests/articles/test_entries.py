@@ -210,3 +210,49 @@ def test_global_guid(entry_id: str | None, expected: str | None) -> None:
 def test_overlong_guid_is_hashed() -> None:
     guid = global_guid("x" * 5000, FEED)
     assert guid is not None and guid.startswith("sha256:") and len(guid) == 71
+
+
+@pytest.mark.parametrize(
+    ("title", "title_type", "expected"),
+    [
+        ("Atom <b>bold</b> story", "html", "Atom bold story"),  # HTML: its text
+        ("Atom &lt;b&gt; story", "html", "Atom <b> story"),  # escaped in the HTML: the characters
+        ("Atom <b>bold</b> &amp; story", "text", "Atom <b>bold</b> &amp; story"),  # text: as it is
+    ],
+)
+def test_atom_titles_are_reduced_to_text_exactly_once(title: str, title_type: str, expected: str) -> None:
+    [article] = batch_of(atom(atom_entry(title, title_type=title_type))).articles
+    assert article.title == expected
+
+
+def test_xhtml_titles_and_text_names_in_atom() -> None:
+    entry = atom_entry(
+        "placeholder",
+        extra=(
+            "<author><name>Jane &amp;amp; Co &lt;i&gt;x&lt;/i&gt;</name></author>"
+            "<category term='politics' label='World &amp;amp; UK'/>"
+        ),
+    ).replace(
+        '<title type="text">placeholder</title>',
+        '<title type="xhtml"><div xmlns="http://www.w3.org/1999/xhtml">'
+        "X <b>bold</b> &amp;amp; y</div></title>",
+    )
+    [article] = batch_of(atom(entry)).articles
+    assert article.title == "X bold &amp; y"
+    # Atom's person names and category labels are text: kept as written, never HTML-decoded.
+    assert article.author == "Jane &amp; Co <i>x</i>"
+    assert article.section == "World &amp; UK"
+
+
+def test_rss_names_and_categories_are_read_as_html_once() -> None:
+    item = rss_item(
+        "Tom &amp;amp; Jerry &lt;b&gt;win&lt;/b&gt;",
+        "https://news.example/1",
+        category="World &amp;amp; UK",
+        extra="<dc:creator>Jo &amp;amp; Kim &lt;i&gt;Staff&lt;/i&gt;</dc:creator>",
+    )
+    [article] = batch_of(rss(item)).articles
+    # rss_item escapes title and category once more for the XML; the author is written as is.
+    assert article.title == "Tom &amp; Jerry <b>win</b>"
+    assert article.author == "Jo & Kim Staff"
+    assert article.section == "World &amp; UK"

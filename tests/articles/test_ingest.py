@@ -26,6 +26,12 @@ HOSTILE_SUMMARY = (
 )
 
 
+def served(url: str, **options: object) -> FeedConfig:
+    """A feed on the tests' HTTP server, which is on loopback: allowed private addresses, as a
+    feed on an intranet CMS is (the guard against private addresses: test_fetch_guard.py)."""
+    return FeedConfig.model_validate({"url": url, "allow_private": True, **options})
+
+
 def three_items() -> bytes:
     return rss(
         rss_item("First", "https://news.example/1", guid="https://news.example/1", category="world"),
@@ -38,7 +44,7 @@ async def test_rss_feed_stored_with_its_fields(make_context: ContextFactory, fee
     context = await make_context(site={"sections": ["World", "Politics"]})
     url = feed_server.route("/rss.xml", Route(body=three_items()))
     before = utcnow()
-    [report] = await ingest_feeds(context, [FeedConfig(url=url, name="Test News")])
+    [report] = await ingest_feeds(context, [served(url, name="Test News")])
     assert (report.name, report.new, report.updated, report.unchanged, report.error) == (
         "Test News",
         3,
@@ -61,7 +67,7 @@ async def test_atom_feed(make_context: ContextFactory, feed_server: FeedServer) 
         atom_entry("Atom two", "https://news.example/a/2", entry_id="tag:news.example,2026:2"),
     )
     url = feed_server.route("/atom.xml", Route(body=entries, content_type="application/atom+xml"))
-    [report] = await ingest_feeds(context, [FeedConfig(url=url, section="Politics")])
+    [report] = await ingest_feeds(context, [served(url, section="Politics")])
     assert report.new == 2 and report.error is None
     one, two = await stored_articles(context)
     assert one.summary == 'See <a href="https://news.example/a/more" rel="noopener noreferrer">more</a>'
@@ -74,8 +80,8 @@ async def test_the_same_feed_twice_creates_nothing_new(
 ) -> None:
     context = await make_context()
     url = feed_server.route("/rss.xml", Route(body=three_items()))
-    await ingest_feeds(context, [FeedConfig(url=url)])
-    [again] = await ingest_feeds(context, [FeedConfig(url=url)])
+    await ingest_feeds(context, [served(url)])
+    [again] = await ingest_feeds(context, [served(url)])
     assert (again.new, again.updated, again.unchanged, again.not_modified) == (0, 0, 3, False)
     assert len(await stored_articles(context)) == 3
 
@@ -83,8 +89,8 @@ async def test_the_same_feed_twice_creates_nothing_new(
 async def test_etag_gives_a_304_and_no_parsing(make_context: ContextFactory, feed_server: FeedServer) -> None:
     context = await make_context()
     url = feed_server.route("/etag.xml", Route(body=three_items(), etag='"v1"'))
-    [first] = await ingest_feeds(context, [FeedConfig(url=url)])
-    [second] = await ingest_feeds(context, [FeedConfig(url=url)])
+    [first] = await ingest_feeds(context, [served(url)])
+    [second] = await ingest_feeds(context, [served(url)])
     assert first.new == 3 and not first.not_modified
     assert second.not_modified and (second.new, second.updated, second.unchanged) == (0, 0, 0)
     requests = feed_server.requests_for("/etag.xml")
@@ -98,8 +104,8 @@ async def test_last_modified_gives_a_304(make_context: ContextFactory, feed_serv
     context = await make_context()
     stamp = "Sat, 07 Mar 2026 10:00:00 GMT"
     url = feed_server.route("/lm.xml", Route(body=three_items(), last_modified=stamp))
-    await ingest_feeds(context, [FeedConfig(url=url)])
-    [second] = await ingest_feeds(context, [FeedConfig(url=url)])
+    await ingest_feeds(context, [served(url)])
+    [second] = await ingest_feeds(context, [served(url)])
     assert second.not_modified
     assert feed_server.requests_for("/lm.xml")[1].headers["if-modified-since"] == stamp
 
@@ -112,11 +118,11 @@ async def test_changed_entry_updates_the_article(
         "Story", "https://news.example/s", guid="https://news.example/s", description="Version one"
     )
     url = feed_server.route("/rss.xml", Route(body=rss(item)))
-    await ingest_feeds(context, [FeedConfig(url=url)])
+    await ingest_feeds(context, [served(url)])
     [before] = await stored_articles(context)
     changed = item.replace("Version one", "Version two").replace("<title>Story", "<title>Story, updated")
     feed_server.route("/rss.xml", Route(body=rss(changed)))
-    [report] = await ingest_feeds(context, [FeedConfig(url=url)])
+    [report] = await ingest_feeds(context, [served(url)])
     assert (report.new, report.updated, report.unchanged) == (0, 1, 0)
     [after] = await stored_articles(context)
     assert after.id == before.id
@@ -133,7 +139,7 @@ async def test_two_feeds_with_one_story_store_it_once(
     )
     copy = rss_item("Shared (copy)", "HTTPS://NEWS.example/shared?utm_source=feed#top", guid="b-7")
     two = feed_server.route("/two.xml", Route(body=rss(copy)))
-    first, second = await ingest_feeds(context, [FeedConfig(url=one), FeedConfig(url=two)])
+    first, second = await ingest_feeds(context, [served(one), served(two)])
     [article] = await stored_articles(context)
     assert first.new + second.new == 1 and first.unchanged + second.unchanged == 1
     assert article.canonical_url == "https://news.example/shared"
@@ -149,7 +155,7 @@ async def test_bare_ids_are_scoped_to_their_feed(
     sport = feed_server.route(
         "/sport.xml", Route(body=rss(rss_item("S", "https://news.example/s", guid="12345")))
     )
-    await ingest_feeds(context, [FeedConfig(url=world), FeedConfig(url=sport)])
+    await ingest_feeds(context, [served(world), served(sport)])
     guids = sorted(article.guid or "" for article in await stored_articles(context))
     assert guids == [f"{sport}#12345", f"{world}#12345"]
 
@@ -162,7 +168,7 @@ async def test_hostile_summaries_are_stored_inert(
         "<script>alert(1)</script>Headline", "https://news.example/h/1", description=HOSTILE_SUMMARY
     )
     url = feed_server.route("/hostile.xml", Route(body=rss(item)))
-    [report] = await ingest_feeds(context, [FeedConfig(url=url)])
+    [report] = await ingest_feeds(context, [served(url)])
     assert report.new == 1
     [article] = await stored_articles(context)
     for marker in ("<script", "javascript:", "onerror", "<iframe", "<style", "data:", "<img"):
@@ -196,7 +202,7 @@ async def test_bad_feeds_are_reported_and_the_others_ingest(
     ]
     for hop in range(6):
         feed_server.route(f"/loop{hop}", Route(redirect_to=feed_server.url(f"/loop{hop + 1}")))
-    reports = await ingest_feeds(context, [FeedConfig(url=url) for url in feeds])
+    reports = await ingest_feeds(context, [served(url) for url in feeds])
     errors = [report.error for report in reports]
     assert reports[0].new == 3 and errors[0] is None
     assert errors[1] == f"not a feed: an HTML page; the page names a feed at {feed_server.url('/a.xml')}"
@@ -217,7 +223,7 @@ async def test_redirects_within_the_limit_are_followed(
     context = await make_context()
     feed_server.route("/final/feed.xml", Route(body=rss(rss_item("Moved", "story"))))
     feed_server.route("/old.xml", Route(redirect_to=feed_server.url("/final/feed.xml")))
-    [report] = await ingest_feeds(context, [FeedConfig(url=feed_server.url("/old.xml"))])
+    [report] = await ingest_feeds(context, [served(feed_server.url("/old.xml"))])
     [article] = await stored_articles(context)
     assert report.error is None
     assert article.url == feed_server.url("/final/story")  # relative to where the feed really was
@@ -231,7 +237,7 @@ async def test_malformed_feed_yields_what_parses_and_a_warning(
         b"</channel>", b"<item><title>Broken & bare</title><link>https://news.example/4"
     )
     url = feed_server.route("/bozo.xml", Route(body=body))
-    [report] = await ingest_feeds(context, [FeedConfig(url=url, name="Sloppy Times")])
+    [report] = await ingest_feeds(context, [served(url, name="Sloppy Times")])
     assert report.error is None and report.new >= 3
     assert len(report.warnings) == 1 and report.warnings[0].startswith("Sloppy Times: malformed feed")
 
@@ -246,7 +252,7 @@ async def test_entries_without_title_or_link_are_counted(
         rss_item("Ok", "https://news.example/3"),
     )
     url = feed_server.route("/partial.xml", Route(body=body))
-    [report] = await ingest_feeds(context, [FeedConfig(url=url)])
+    [report] = await ingest_feeds(context, [served(url)])
     assert report.new == 1 and report.skipped == {"no link": 1, "no title": 1} and report.skipped_total == 2
 
 
@@ -261,7 +267,7 @@ async def test_body_size_is_capped(make_context: ContextFactory, feed_server: Fe
         feed_server.route("/chunked.xml", Route(body=big, chunked=True)),
         feed_server.route("/bomb.xml", Route(body=zeros, gzip=True)),
     ]
-    reports = await ingest_feeds(context, [FeedConfig(url=url) for url in feeds])
+    reports = await ingest_feeds(context, [served(url) for url in feeds])
     assert [report.error for report in reports] == [
         f"feed larger than 65536 bytes ({len(big)} declared)",
         "feed larger than 65536 bytes",
@@ -275,7 +281,7 @@ async def test_user_agent_and_accept_are_sent(make_context: ContextFactory, feed
         ingest={"user_agent": "LondonDailyBot/1.0 (+https://londondaily.example/bot)"}
     )
     url = feed_server.route("/ua.xml", Route(body=three_items()))
-    await ingest_feeds(context, [FeedConfig(url=url)])
+    await ingest_feeds(context, [served(url)])
     [request] = feed_server.requests_for("/ua.xml")
     assert request.headers["user-agent"] == "LondonDailyBot/1.0 (+https://londondaily.example/bot)"
     assert "application/rss+xml" in request.headers["accept"]
@@ -285,7 +291,7 @@ async def test_local_file_feed_and_unchanged_file(make_context: ContextFactory, 
     context = await make_context()
     path = tmp_path / "local.xml"
     path.write_bytes(rss(rss_item("Local", "https://news.example/local"), link="https://news.example/"))
-    feed = FeedConfig(url=str(path))
+    feed = served(str(path))
     [first] = await ingest_feeds(context, [feed])
     [second] = await ingest_feeds(context, [feed])
     path.write_bytes(rss(rss_item("Local, edited", "https://news.example/local")))
@@ -302,7 +308,7 @@ async def test_concurrent_ingests_store_each_story_once(
         for n in range(40)
     ]
     url = feed_server.route("/busy.xml", Route(body=rss(*items)))
-    feed = FeedConfig(url=url)
+    feed = served(url)
     runs = await asyncio.gather(*(ingest_feeds(context, [feed]) for _ in range(3)))
     reports = [report for run in runs for report in run]
     assert [report.error for report in reports] == [None, None, None]
@@ -323,7 +329,7 @@ async def test_metrics_count_outcomes_and_errors(
     http_before = sample("newsletter_feed_errors_total", kind="http")
     good = feed_server.route("/m.xml", Route(body=three_items()))
     bad = feed_server.route("/m404.xml", Route(status=404))
-    await ingest_feeds(context, [FeedConfig(url=good), FeedConfig(url=bad)])
+    await ingest_feeds(context, [served(good), served(bad)])
     assert sample("newsletter_articles_ingested_total", source="feed", outcome="new") == new_before + 3
     assert sample("newsletter_feed_errors_total", kind="http") == http_before + 1
 
@@ -334,9 +340,9 @@ async def test_feed_without_dates_is_stable(make_context: ContextFactory, feed_s
     url = feed_server.route(
         "/nodate.xml", Route(body=rss(rss_item("Undated", "https://news.example/u", pub_date=None)))
     )
-    await ingest_feeds(context, [FeedConfig(url=url)])
+    await ingest_feeds(context, [served(url)])
     [before] = await stored_articles(context)
-    [report] = await ingest_feeds(context, [FeedConfig(url=url)])
+    [report] = await ingest_feeds(context, [served(url)])
     [after] = await stored_articles(context)
     assert report.unchanged == 1 and after.published_at == before.published_at
     assert utcnow() - after.published_at < timedelta(minutes=5)
@@ -344,6 +350,29 @@ async def test_feed_without_dates_is_stable(make_context: ContextFactory, feed_s
 
 async def test_password_in_a_feed_url_is_not_shown(context: AppContext, feed_server: FeedServer) -> None:
     url = feed_server.route("/private.xml", Route(body=three_items())).replace("://", "://reader:s3cret@")
-    [report] = await ingest_feeds(context, [FeedConfig(url=url)])
+    [report] = await ingest_feeds(context, [served(url)])
     assert report.feed == url.replace("s3cret", "****") and "s3cret" not in report.name
     assert all("s3cret" not in (article.feed_url or "") for article in await stored_articles(context))
+
+
+async def test_one_fetch_stores_at_most_max_entries_per_feed(
+    make_context: ContextFactory, feed_server: FeedServer
+) -> None:
+    """Before, a feed of 10,000 entries stored 10,000 articles from one fetch."""
+    context = await make_context(articles={"max_entries_per_feed": 20})
+    items = [
+        rss_item(
+            f"Story {n}",
+            f"https://news.example/{n}",
+            pub_date=f"Sat, 07 Mar 2026 {hour:02d}:{n:02d}:00 +0000",
+        )
+        for hour in range(24)
+        for n in range(hour % 2, 25, 2)
+    ]
+    url = feed_server.route("/many.xml", Route(body=rss(*items)))
+    [report] = await ingest_feeds(context, [served(url)])
+    assert (report.new, report.skipped) == (20, {"over articles.max_entries_per_feed": 280})
+    stored = await stored_articles(context)
+    oldest_kept = min(article.published_at for article in stored)
+    # The newest twenty: published at 23:xx and 22:xx.
+    assert len(stored) == 20 and oldest_kept >= datetime(2026, 3, 7, 22, 0, tzinfo=UTC)

@@ -35,7 +35,7 @@ async def test_real_feed_ingests(name: str, make_context: ContextFactory, feed_s
     context = await make_context()
     body = (FEEDS / name).read_bytes()
     url = feed_server.route(f"/{name}", Route(body=body, content_type=CONTENT_TYPES.get(name, "text/xml")))
-    [report] = await ingest_feeds(context, [FeedConfig(url=url, name=name)])
+    [report] = await ingest_feeds(context, [FeedConfig(url=url, name=name, allow_private=True)])
     assert report.error is None, report.error
     articles = await stored_articles(context)
     assert report.new == len(articles) >= 1
@@ -48,5 +48,5 @@ async def test_real_feed_ingests(name: str, make_context: ContextFactory, feed_s
         assert "<script" not in article.summary and "<img" not in article.summary
         if article.image_url:
             assert urlsplit(article.image_url).scheme in ("http", "https")
-    [again] = await ingest_feeds(context, [FeedConfig(url=url, name=name)])
+    [again] = await ingest_feeds(context, [FeedConfig(url=url, name=name, allow_private=True)])
     assert (again.new, again.updated) == (0, 0)

@@ -114,3 +114,24 @@ def test_serve_with_no_config_answers_healthz(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=20) == 0
+
+
+def test_serve_on_every_interface_with_default_secrets_refuses_to_start(tmp_path: Path) -> None:
+    """Before, `server.host = "0.0.0.0"` with a localhost base URL started, and the admin API
+    answered `Bearer change-me`."""
+    (tmp_path / "newsletter.toml").write_text(
+        f'[server]\nhost = "0.0.0.0"\n[database]\nurl = "sqlite:///{tmp_path}/x.db"\n'
+    )
+    result = cli("serve", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "security.secret_key" in result.stderr and "listening on 0.0.0.0" in result.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_config_check_warns_of_dangerous_settings(tmp_path: Path) -> None:
+    (tmp_path / "newsletter.toml").write_text('[server]\nforwarded_allow_ips = "*"\n')
+    result = cli("config", "check", cwd=tmp_path)
+    assert result.returncode == 0
+    assert result.stderr.startswith("warning: server.forwarded_allow_ips:")
+    assert "configuration OK" in result.stdout

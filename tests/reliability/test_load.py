@@ -5,7 +5,9 @@ Two loads, 2,000 signups each, one after the other while the same `serve` proces
 40,000-reader edition:
 - flood: 40 signups always outstanding (closed loop), the most the server can take;
 - steady: a new signup every 10 ms (100 a second, open loop: each is sent on time whether or
-  not earlier ones were answered, and its latency counts from that time).
+  not earlier ones were answered, and its latency counts from that time), or, on a machine
+  whose flood showed less room than that, at 70 % of what the flood sustained: an open load
+  past the server's capacity only measures its queue (and starves the send it runs beside).
 
 The SMTP server is postfix's smtp-sink when installed (`make test` installs it), so that on a
 two-core machine the CPU goes to the server under test rather than to a Python sink; else
@@ -19,7 +21,7 @@ import contextlib
 import statistics
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +43,8 @@ pytestmark = pytest.mark.slow
 SIGNUPS = 2000  # per load
 INVALID_EVERY = 10  # every tenth signup is refused (bad address): 422, nothing stored
 EDITION = 40_000
-STEADY_RATE = 100  # signups a second
+STEADY_RATE = 100  # signups a second, at most
+STEADY_SHARE_OF_FLOOD = 0.7
 FLOOD_OUTSTANDING = 40
 
 
@@ -88,12 +91,12 @@ async def signup(http: aiohttp.ClientSession, url: str, email: str, load: Load, 
     load.statuses[response.status] += 1
 
 
-async def steady(http: aiohttp.ClientSession, url: str) -> Load:
-    load = Load("steady")
+async def steady(http: aiohttp.ClientSession, url: str, rate: float) -> Load:
+    load = Load(f"steady ({rate:.0f}/s)")
     began = time.perf_counter()
 
     async def on_time(n: int) -> None:
-        due = began + n / STEADY_RATE
+        due = began + n / rate
         await asyncio.sleep(due - time.perf_counter())
         await signup(http, url, address("steady", n), load, due)
 
@@ -152,16 +155,18 @@ async def test_signups_while_an_edition_is_sent(
         loads: list[Load] = []
         sent_before = [await sent()]
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
-            runs: list[Callable[[aiohttp.ClientSession, str], Awaitable[Load]]] = [flood, steady]
-            for run in runs:
-                loads.append(await run(http, url))
-                sent_before.append(await sent())
+            loads.append(await flood(http, url))
+            sent_before.append(await sent())
+            rate = min(STEADY_RATE, STEADY_SHARE_OF_FLOOD * SIGNUPS / loads[0].seconds)
+            loads.append(await steady(http, url, rate))
+            sent_before.append(await sent())
 
     for load in loads:
         print(f"\n{load.summary()} ({context.db.dialect})", end="")
-        record_property(f"{load.name}_signups_per_second", round(SIGNUPS / load.seconds))
-        record_property(f"{load.name}_p50_ms", round(statistics.median(load.latencies) * 1000, 1))
-        record_property(f"{load.name}_p99_ms", round(load.percentile_ms(0.99), 1))
+        name = load.name.split()[0]
+        record_property(f"{name}_signups_per_second", round(SIGNUPS / load.seconds))
+        record_property(f"{name}_p50_ms", round(statistics.median(load.latencies) * 1000, 1))
+        record_property(f"{name}_p99_ms", round(load.percentile_ms(0.99), 1))
     print(f"\nsent during the loads: {sent_before}")
 
     invalid = SIGNUPS // INVALID_EVERY

@@ -31,7 +31,7 @@ def render_settings(tmp_path: Path) -> RenderSettings:
         overrides: dict[str, Any] = {
             "site": {"base_url": "https://londondaily.example", "postal_address": "1 Example Street, London"},
             "database": {"url": f"sqlite:///{tmp_path / 'unused.db'}"},
-            "security": {"secret_key": SECRET, "admin_token": SECRET},
+            "security": {"secret_key": SECRET, "admin_token": "rendering-admin-token-9876543210"},
             "newsletters": [{"id": "daily", "name": "The Daily Briefing"}],
         }
         for section, values in sections.items():

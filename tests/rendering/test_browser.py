@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Dialog, Page, Route, sync_playwright
 
 from newsletter.config import NewsletterConfig
-from newsletter.rendering import DigestRenderer, RenderedEmail, fill_html
+from newsletter.rendering import DigestRenderer, RenderedEmail
 from tests.rendering.articles import EDITION_DATE, hostile_story, stories
 from tests.rendering.conftest import DIGEST_VALUES
 
@@ -49,7 +49,7 @@ def open_page(
     browser: Browser, rendered: RenderedEmail, tmp_path: Path, width: int, scheme: str = "light"
 ) -> Page:
     path = tmp_path / f"digest-{width}-{scheme}.html"
-    path.write_text(fill_html(rendered.html, DIGEST_VALUES), encoding="utf-8")
+    path.write_text(rendered.filled_html(DIGEST_VALUES), encoding="utf-8")
     page = browser.new_page(viewport={"width": width, "height": 900}, color_scheme=scheme)  # type: ignore[arg-type]
     page.route("**/*", serve_pictures)
     page.goto(path.as_uri())

@@ -9,8 +9,8 @@ import lxml.html
 import pytest
 
 from newsletter.config import NewsletterConfig, Settings
-from newsletter.rendering import DigestRenderer, RenderedEmail, fill_html, fill_text
-from newsletter.rendering.placeholders import DIGEST_FIELDS, fields_in
+from newsletter.rendering import DigestRenderer, RenderedEmail
+from newsletter.rendering.placeholders import DIGEST_FIELDS
 from tests.rendering.articles import EDITION_DATE, HOSTILE_TITLE, article, hostile_story, stories
 from tests.rendering.conftest import DIGEST_VALUES, PREFERENCES_URL, UNSUBSCRIBE_URL, RenderSettings
 
@@ -39,7 +39,9 @@ def test_masthead_lead_sections_and_footer(rendered: RenderedEmail) -> None:
     assert len([a for a in page.iter("a") if a.text_content().startswith("Read more")]) == 6
     footer = page.find_class("footer")[0]
     assert "1 Example Street, London" in footer.text_content()
-    assert {a.get("href") for a in footer.iter("a")} == {"__NL_preferences_url__", "__NL_unsubscribe_url__"}
+    tokens = rendered.tokens
+    hrefs = {a.get("href") for a in footer.iter("a")}
+    assert hrefs == {tokens.token("preferences_url"), tokens.token("unsubscribe_url")}
 
 
 def test_sections_follow_the_configured_order(render_settings: RenderSettings) -> None:
@@ -86,7 +88,7 @@ def test_table_layout_600_wide_with_outlook_ghost_table(rendered: RenderedEmail)
 
 
 def test_every_link_and_image_is_absolute(rendered: RenderedEmail) -> None:
-    body = body_of(fill_html(rendered.html, DIGEST_VALUES))
+    body = body_of(rendered.filled_html(DIGEST_VALUES))
     urls = [a.get("href") for a in body.iter("a")] + [img.get("src") for img in body.iter("img")]
     assert len(urls) > 15
     for url in urls:
@@ -112,13 +114,24 @@ def test_hostile_feed_content_is_inert(renderer: DigestRenderer, daily: Newslett
     assert "alert(5)" not in rendered.text and "&amp;" not in rendered.text
 
 
-def test_token_look_alikes_in_feeds_are_dropped(renderer: DigestRenderer, daily: NewsletterConfig) -> None:
-    sneaky = article("Win a prize __NL_unsubscribe_url__ today", summary="See __NL_email__ here")
+def test_token_look_alikes_in_feeds_stay_inert_text(
+    renderer: DigestRenderer, daily: NewsletterConfig
+) -> None:
+    nested = "__NL___NL_email____"
+    sneaky = article(f"Win a prize __NL_unsubscribe_url__ {nested} today", summary="See __NL_email__ here")
     rendered = renderer.render_digest(daily, EDITION_DATE, [sneaky])
-    assert "Win a prize  today" in rendered.html
-    assert rendered.html.count("__NL_unsubscribe_url__") == 1
-    assert rendered.text.count("__NL_email__") == 1
-    assert fields_in(rendered.html, rendered.text) == DIGEST_FIELDS
+    tokens = rendered.tokens
+    assert f"Win a prize __NL_unsubscribe_url__ {nested} today" in rendered.html
+    assert rendered.html.count(tokens.token("unsubscribe_url")) == 1
+    assert rendered.text.count(tokens.token("email")) == 1
+    assert tokens.fields_in(rendered.html, rendered.text) == DIGEST_FIELDS
+
+
+def test_each_rendering_has_tokens_of_its_own(renderer: DigestRenderer, daily: NewsletterConfig) -> None:
+    first = renderer.render_digest(daily, EDITION_DATE, stories())
+    second = renderer.render_digest(daily, EDITION_DATE, stories())
+    assert first.tokens.nonce != second.tokens.nonce
+    assert first.tokens.fields_in(second.html) == set()
 
 
 def test_utm_parameters_on_article_links_only(render_settings: RenderSettings) -> None:
@@ -129,7 +142,7 @@ def test_utm_parameters_on_article_links_only(render_settings: RenderSettings) -
         article("Already tagged", index=1, url="https://londondaily.example/b?utm_source=rss"),
     ]
     rendered = DigestRenderer(settings).render_digest(settings.newsletters[0], EDITION_DATE, articles)
-    filled = fill_html(rendered.html, DIGEST_VALUES)
+    filled = rendered.filled_html(DIGEST_VALUES)
     hrefs = {a.get("href") for a in body_of(filled).iter("a")}
     tagged = "https://londondaily.example/a?id=7&utm_source=newsletter&utm_medium=email&utm_campaign=daily+briefing#top"
     assert tagged in hrefs
@@ -147,7 +160,7 @@ def test_empty_variant_renders_a_short_digest(renderer: DigestRenderer, daily: N
     rendered = renderer.render_digest(daily, EDITION_DATE, [])
     assert "No new stories since the last edition" in rendered.html
     assert "No new stories since the last edition" in rendered.text
-    assert fields_in(rendered.html) == DIGEST_FIELDS
+    assert rendered.tokens.fields_in(rendered.html) == DIGEST_FIELDS
     assert body_of(rendered.html).find_class("lead") == []
 
 
@@ -174,7 +187,8 @@ def test_operator_templates_override_the_built_in_ones(
     )
     settings = render_settings(site={"templates_dir": str(tmp_path / "custom")})
     rendered = DigestRenderer(settings).render_digest(settings.newsletters[0], EDITION_DATE, stories())
-    assert rendered.text == "London Daily has 6 stories. Leave: __NL_unsubscribe_url__\n"
+    unsubscribe = rendered.tokens.token("unsubscribe_url")
+    assert rendered.text == f"London Daily has 6 stories. Leave: {unsubscribe}\n"
     assert "Read more" in rendered.html
 
 
@@ -184,8 +198,8 @@ def test_confirmation_email(
     rendered = renderer.render_confirmation(daily)
     assert rendered.subject == "Confirm your subscription to The Daily Briefing"
     values = {"confirm_url": "https://londondaily.example/confirm/abc.def", "email": "new@example.com"}
-    html = fill_html(rendered.html, values)
-    text = fill_text(rendered.text, values)
+    html = rendered.filled_html(values)
+    text = rendered.filled_text(values)
     buttons = [a for a in body_of(html).iter("a") if a.text_content() == "Confirm my subscription"]
     assert buttons[0].get("href") == values["confirm_url"]
     for part in (html, text):

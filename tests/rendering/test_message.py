@@ -15,14 +15,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.config import NewsletterConfig, Settings
+from newsletter.errors import RenderError
 from newsletter.rendering import (
     DigestRenderer,
     MessageTemplate,
     OutgoingMessage,
+    PersonalTokens,
     Recipient,
     RenderedEmail,
-    fill_html,
-    fill_text,
     make_message_id,
 )
 from tests.rendering.articles import EDITION_DATE, stories
@@ -67,8 +67,8 @@ def test_both_parts_decode_to_the_personalised_render(
     for part in (text_part, html_part):
         assert part.get_content_charset() == "utf-8"
         assert part["Content-Transfer-Encoding"] == "quoted-printable"
-    assert content(text_part) == fill_text(rendered.text, DIGEST_VALUES).removesuffix("\n")
-    assert content(html_part) == fill_html(rendered.html, DIGEST_VALUES).removesuffix("\n")
+    assert content(text_part) == rendered.filled_text(DIGEST_VALUES).removesuffix("\n")
+    assert content(html_part) == rendered.filled_html(DIGEST_VALUES).removesuffix("\n")
     assert message.defects == [] and all(part.defects == [] for part in (text_part, html_part))
 
 
@@ -183,8 +183,9 @@ def test_internationalised_address_needs_smtputf8(
 def test_unknown_placeholder_in_a_template_is_refused(
     settings_plain: Settings, daily: NewsletterConfig
 ) -> None:
-    broken = RenderedEmail("Subject", "<p>__NL_password__</p>\n", "text\n")
-    with pytest.raises(ValueError, match="password"):
+    tokens = PersonalTokens.fresh()
+    broken = RenderedEmail("Subject", f"<p>{tokens.token('password')}</p>\n", "text\n", tokens)
+    with pytest.raises(RenderError, match="password"):
         MessageTemplate.digest(settings_plain, daily, broken, date=SENT_AT)
 
 

@@ -14,7 +14,8 @@ from sqlalchemy import func, select
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Base
-from newsletter.subscriptions.tokens import Purpose, TokenSigner
+from newsletter.subscriptions.links import token_signer
+from newsletter.subscriptions.tokens import Purpose
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.process import environment_for, newsletter
 
@@ -64,7 +65,7 @@ async def test_preview_for_a_subscriber_uses_their_sections_and_records_nothing(
     assert "__NL_" not in html + text
     message = parsed(tmp_path / "digest.eml")
     assert message["To"] == "reader1@readers.example"
-    signer = TokenSigner(settings.security.secret_key.get_secret_value(), 3600)
+    signer = token_signer(settings)
     unsubscribe = signer.verify(Purpose.UNSUBSCRIBE, token_of(str(message["List-Unsubscribe"])))
     assert (unsubscribe.subscriber_id, unsubscribe.newsletter_id) == (subscriber_id, "daily")
     assert f"{settings.site.base_url}/unsubscribe/" in text
@@ -82,7 +83,7 @@ async def test_preview_without_email_shows_every_section(
     assert body is not None
     content = body.get_content()
     assert all(f"Story number {n}:" in content for n in range(6))
-    signer = TokenSigner(settings.security.secret_key.get_secret_value(), 3600)
+    signer = token_signer(settings)
     assert signer.verify(Purpose.UNSUBSCRIBE, token_of(str(message["List-Unsubscribe"]))).subscriber_id == 0
     assert "note:" not in out
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 import re
 
 from newsletter.config import NewsletterConfig
-from newsletter.rendering import DigestRenderer, RenderedEmail, fill_text
+from newsletter.rendering import DigestRenderer, RenderedEmail
 from tests.rendering.articles import EDITION_DATE, article, stories
 from tests.rendering.conftest import DIGEST_VALUES, PREFERENCES_URL, UNSUBSCRIBE_URL
 
 
 def test_lines_fit_78_columns_except_bare_links(rendered: RenderedEmail) -> None:
-    text = fill_text(rendered.text, DIGEST_VALUES)
+    text = rendered.filled_text(DIGEST_VALUES)
     long_lines = [line for line in text.splitlines() if len(line) > 78]
     assert all(re.search(r"https?://\S+$", line) for line in long_lines), long_lines
 
 
 def test_every_article_link_and_personal_link_is_listed(rendered: RenderedEmail) -> None:
-    text = fill_text(rendered.text, DIGEST_VALUES)
+    text = rendered.filled_text(DIGEST_VALUES)
     for story in stories():
         assert f"Read more: {story.url}\n" in text
     assert f"Unsubscribe: {UNSUBSCRIBE_URL}\n" in text

@@ -118,3 +118,22 @@ async def test_never_confirmed_signups_are_forgotten_after_a_week(context: AppCo
         ).all()
     assert left == set(recent + active)
     assert kept and all(ip is None and agent is None for ip, agent in kept)
+
+
+async def test_articles_past_their_retention_are_deleted(make_settings: SettingsFactory) -> None:
+    """Before, articles were kept for ever."""
+    from newsletter.articles import retention
+    from newsletter.database.models import Article
+
+    async with open_context(make_settings(articles={"retention_days": 30})) as context:
+        await add_articles(context, 5, now=utcnow() - timedelta(days=31))
+        recent = await add_articles(context, 3)
+        # More than one batch of old ones.
+        await add_articles(context, retention.BATCH + 5, now=utcnow() - timedelta(days=400))
+        assert await jobs.cleanup_articles(context) == retention.BATCH + 10
+        async with context.db.session() as session:
+            kept = sorted((await session.scalars(select(Article.id))).all())
+        assert kept == sorted(recent)
+    async with open_context(make_settings(articles={"retention_days": 0})) as forever:
+        await add_articles(forever, 2, now=utcnow() - timedelta(days=4000))
+        assert await jobs.cleanup_articles(forever) == 0

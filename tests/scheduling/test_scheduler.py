@@ -28,7 +28,9 @@ async def test_jobs_for_each_newsletter_and_feed(make_settings: SettingsFactory,
         scheduler.start(paused=True)
         try:
             jobs = {job.id: job for job in scheduler.get_jobs()}
-            assert set(jobs) == {"edition:daily", "edition:tokyo", "feed:0", "sweep", "cleanup"}
+            assert set(jobs) == {
+                "edition:daily", "edition:tokyo", "feed:0", "sweep", "cleanup", "articles-retention",
+            }  # fmt: skip
             now = utcnow()
             for newsletter in settings.newsletters:
                 fire = jobs[f"edition:{newsletter.id}"].trigger.get_next_fire_time(None, now)

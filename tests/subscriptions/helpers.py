@@ -10,13 +10,14 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
-from itsdangerous import TimestampSigner
+from itsdangerous import Signer, TimestampSigner
 from sqlalchemy import func, select
 
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Base, Event, Message, Subscriber, Subscription
 from newsletter.delivery.worker import drain
+from newsletter.subscriptions.tokens import LinkOwner
 from newsletter.web import create_app
 from tests.conftest import SECRET_KEY
 from tests.support.smtp import SmtpServer
@@ -80,15 +81,32 @@ async def confirmation_links(context: AppContext, smtp_server: SmtpServer) -> di
     return links
 
 
-def confirm_token_signed_at(subscriber_id: int, seconds_ago: float) -> str:
-    """A genuine confirm token as it would have been signed `seconds_ago`."""
+async def owner(context: AppContext, subscriber_id: int) -> LinkOwner:
+    """Whom a link for this subscriber must name: its id and its link nonce."""
+    async with context.db.session() as session:
+        stored = await session.get(Subscriber, subscriber_id)
+    assert stored is not None, f"no subscriber {subscriber_id}"
+    return LinkOwner(stored.id, stored.token_nonce)
+
+
+def signed_at(
+    purpose: str, payload: str, seconds_ago: float, *, secret_key: str = SECRET_KEY, timed: bool = True
+) -> str:
+    """A genuine token of `purpose` as it would have been signed `seconds_ago` (or, not `timed`,
+    by the plain signer that signed unsubscribe and, once, preferences tokens)."""
 
     class Backdated(TimestampSigner):
         def get_timestamp(self) -> int:
             return int(time.time() - seconds_ago)
 
-    signer = Backdated(SECRET_KEY, salt="newsletter.confirm")
-    return signer.sign(str(subscriber_id)).decode("ascii")
+    signer = Backdated(secret_key, salt=f"newsletter.{purpose}") if timed else None
+    plain = Signer(secret_key, salt=f"newsletter.{purpose}")
+    return (signer or plain).sign(payload).decode("ascii")
+
+
+def confirm_token_signed_at(link_owner: LinkOwner, seconds_ago: float) -> str:
+    """A genuine confirm token as it would have been signed `seconds_ago`."""
+    return signed_at("confirm", f"{link_owner.subscriber_id}.{link_owner.nonce}", seconds_ago)
 
 
 def form(**fields: Any) -> dict[str, Any]:

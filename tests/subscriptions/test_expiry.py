@@ -12,7 +12,7 @@ from newsletter.context import AppContext
 from newsletter.database.models import Subscriber, utcnow
 from newsletter.subscriptions.erasure import expire_pending
 from newsletter.subscriptions.links import Links
-from tests.subscriptions.helpers import choices, count, events, outbox, subscriber
+from tests.subscriptions.helpers import choices, count, events, outbox, owner, subscriber
 
 
 async def age(context: AppContext, email_key: str, days: float) -> None:
@@ -32,8 +32,8 @@ async def test_old_pending_signups_are_forgotten(
     returning = await subscriber(context, "returning@example.com")
     assert returning is not None
     base = settings.site.base_url
-    await client.get(Links(settings).confirm(returning.id).removeprefix(base))
-    await client.post(Links(settings).unsubscribe(returning.id).removeprefix(base))
+    await client.get(Links(settings).confirm(await owner(context, returning.id)).removeprefix(base))
+    await client.post(Links(settings).unsubscribe(await owner(context, returning.id)).removeprefix(base))
     await client.post("/subscribe", json={"email": "returning@example.com"})
     await age(context, "old@example.com", 8)
     await age(context, "recent@example.com", 6)

@@ -111,11 +111,58 @@ async def test_a_utf8_file_with_a_byte_order_mark_imports(context: AppContext, t
 
 
 def test_formula_cells_are_neutralised_and_restored() -> None:
-    for cell in ("=cmd|' /C calc'!A0", "+1", "-1", "@SUM(A1)", "\tx", "\rx"):
+    for cell in ("=cmd|' /C calc'!A0", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "'quoted", "''=x"):
         assert neutralise(cell) == "'" + cell
         assert restore(neutralise(cell)) == cell
-    for cell in ("plain@example.com", "'quoted", "World"):
+    for cell in ("plain@example.com", "World", "it's"):
         assert neutralise(cell) == cell and restore(cell) == cell
+    # Two different addresses stay two different cells.
+    assert neutralise("=x@example.com") != neutralise("'=x@example.com")
+
+
+async def test_a_real_quote_led_address_survives_export_and_import(
+    make_settings: SettingsFactory, tmp_path: Path
+) -> None:
+    """`=x@…` is neutralised to `'=x@…` on export; the real address `'=x@…` used to export the
+    same, so importing the export merged the two readers (and activated the pending one)."""
+    # Written as an export would write them: a leading quote escapes the cell.
+    rows = "email,status\n'=x@example.com,active\n''=x@example.com,pending\n''y@example.com,active\n"
+    async with serve(make_settings()) as (_, context):
+        assert (await import_csv(context, write(tmp_path / "in.csv", rows))).added == 3
+        out = tmp_path / "out.csv"
+        assert await export_csv(context.db, out) == 3
+    elsewhere = {"url": f"sqlite:///{tmp_path}/fresh.db"}
+    async with serve(make_settings(database=elsewhere)) as (_, fresh):
+        report = await import_csv(fresh, out)
+        assert (report.added, report.updated, report.invalid) == (3, 0, 0)
+        pending = await subscriber(fresh, "'=x@example.com")
+        active = await subscriber(fresh, "=x@example.com")
+        quoted = await subscriber(fresh, "'y@example.com")
+    assert pending is not None and pending.status == "pending"
+    assert active is not None and active.status == "active"
+    assert quoted is not None
+
+
+async def test_an_overlong_line_is_refused_before_it_is_read_whole(
+    context: AppContext, tmp_path: Path
+) -> None:
+    path = tmp_path / "huge.csv"
+    with path.open("wb") as handle:
+        handle.write(b"email\nfirst@example.com\n")
+        handle.write(b"x" * (100 * 1024 * 1024) + b"@example.com\n")
+    with pytest.raises(InvalidInput) as caught:
+        await import_csv(context, path, skip_invalid=True)
+    assert caught.value.field == "huge.csv line 3" and "longer than" in caught.value.message
+    assert await nothing_stored(context)
+
+
+async def test_a_quoted_cell_spanning_many_lines_is_refused(context: AppContext, tmp_path: Path) -> None:
+    cell = '"' + "World\n" * 18_000 + '"'  # each under the csv module's field limit; together not
+    text = f"email,newsletters,sections,timezone\nfirst@example.com,{cell},{cell},{cell}\n"
+    with pytest.raises(InvalidInput) as caught:
+        await import_csv(context, write(tmp_path / "long.csv", text))
+    assert "record over" in caught.value.message
+    assert await nothing_stored(context)
 
 
 async def test_export_neutralises_formulas_and_imports_back_unchanged(

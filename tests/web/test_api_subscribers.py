@@ -22,6 +22,7 @@ from tests.subscriptions.helpers import (
     events,
     nothing_stored,
     outbox,
+    owner,
     serve,
     subscriber,
 )
@@ -168,7 +169,9 @@ async def test_erasure_removes_personal_data_and_keeps_a_hashed_suppression(
     await client.post("/subscribe", json={"email": "Forget.Me@Example.com"}, headers={"User-Agent": "ua/1"})
     stored = await subscriber(context, "forget.me@example.com")
     assert stored is not None
-    await client.get(Links(settings).confirm(stored.id).removeprefix(settings.site.base_url))
+    await client.get(
+        Links(settings).confirm(await owner(context, stored.id)).removeprefix(settings.site.base_url)
+    )
     now = utcnow()
     async with context.db.session() as session, session.begin():
         edition = Edition(
@@ -222,7 +225,9 @@ async def test_erased_addresses_are_refused_by_imports_but_a_readers_own_signup_
         back = await subscriber(context, "x@example.com")
         assert back is not None and back.status == "pending"
         assert [m.subscriber_id for m in await outbox(context)] == [back.id]
-        confirmed = await http.get(Links(settings).confirm(back.id).removeprefix(settings.site.base_url))
+        confirmed = await http.get(
+            Links(settings).confirm(await owner(context, back.id)).removeprefix(settings.site.base_url)
+        )
         assert confirmed.status_code == 200
         assert await all_rows(context, Suppression) == []
         readded = await http.post("/api/subscribers", json={"email": "x@example.com"}, headers=admin_headers)
@@ -238,7 +243,7 @@ async def test_an_import_cannot_reactivate_someone_who_unsubscribed(
     stored = await subscriber(context, "no@example.com")
     assert stored is not None
     await client.post(
-        Links(settings).unsubscribe(stored.id).removeprefix(settings.site.base_url),
+        Links(settings).unsubscribe(await owner(context, stored.id)).removeprefix(settings.site.base_url),
         content=b"List-Unsubscribe=One-Click",
     )
     response = await client.post(

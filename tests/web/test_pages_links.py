@@ -20,6 +20,7 @@ from tests.subscriptions.helpers import (
     choices,
     confirm_token_signed_at,
     events,
+    owner,
     serve,
     subscriber,
 )
@@ -41,7 +42,9 @@ async def signed_up(http: httpx.AsyncClient, context: AppContext, email: str = "
 
 async def active(http: httpx.AsyncClient, context: AppContext, settings: Settings, email: str) -> int:
     subscriber_id = await signed_up(http, context, email)
-    confirmed = await http.get(Links(settings).confirm(subscriber_id).removeprefix(settings.site.base_url))
+    confirmed = await http.get(
+        Links(settings).confirm(await owner(context, subscriber_id)).removeprefix(settings.site.base_url)
+    )
     assert confirmed.status_code == 200
     return subscriber_id
 
@@ -55,7 +58,8 @@ async def test_confirm_activates_and_records_consent(
 ) -> None:
     subscriber_id = await signed_up(client, context)
     response = await client.get(
-        path(Links(settings).confirm(subscriber_id, "daily"), settings), headers={"User-Agent": "mail-app/2"}
+        path(Links(settings).confirm(await owner(context, subscriber_id), "daily"), settings),
+        headers={"User-Agent": "mail-app/2"},
     )
     assert response.status_code == 200
     assert "You are subscribed" in response.text
@@ -65,7 +69,7 @@ async def test_confirm_activates_and_records_consent(
     assert stored is not None and stored.status == "active" and stored.confirmed_at is not None
     (confirm,) = await events(context, "confirm")
     assert (confirm.ip, confirm.user_agent) == ("203.0.113.7", "mail-app/2")
-    again = await client.get(path(Links(settings).confirm(subscriber_id), settings))
+    again = await client.get(path(Links(settings).confirm(await owner(context, subscriber_id)), settings))
     assert again.status_code == 200 and "already subscribed" in again.text
     assert len(await events(context, "confirm")) == 1
 
@@ -74,7 +78,7 @@ async def test_an_expired_confirm_link_offers_to_sign_up_again(
     client: httpx.AsyncClient, context: AppContext
 ) -> None:
     subscriber_id = await signed_up(client, context)
-    token = confirm_token_signed_at(subscriber_id, seconds_ago=8 * 86400)
+    token = confirm_token_signed_at(await owner(context, subscriber_id), seconds_ago=8 * 86400)
     response = await client.get(f"/confirm/{token}")
     assert response.status_code == 400
     assert "expired" in response.text and 'href="/"' in response.text
@@ -86,9 +90,11 @@ async def test_a_confirm_link_is_no_longer_valid_after_unsubscribing(
     client: httpx.AsyncClient, context: AppContext, settings: Settings
 ) -> None:
     subscriber_id = await active(client, context, settings, "gone@example.com")
-    old = confirm_token_signed_at(subscriber_id, seconds_ago=3600)
+    old = confirm_token_signed_at(await owner(context, subscriber_id), seconds_ago=3600)
     assert (
-        await client.post(path(Links(settings).unsubscribe(subscriber_id), settings), **ONE_CLICK)
+        await client.post(
+            path(Links(settings).unsubscribe(await owner(context, subscriber_id)), settings), **ONE_CLICK
+        )
     ).status_code == 200
     replay = await client.get(f"/confirm/{old}")
     assert replay.status_code == 400 and "no longer valid" in replay.text
@@ -97,7 +103,7 @@ async def test_a_confirm_link_is_no_longer_valid_after_unsubscribing(
     assert (await client.get(f"/confirm/{old}")).status_code == 400
     stored = await subscriber(context, "gone@example.com")
     assert stored is not None and stored.status == "pending"
-    fresh = await client.get(path(Links(settings).confirm(subscriber_id), settings))
+    fresh = await client.get(path(Links(settings).confirm(await owner(context, subscriber_id)), settings))
     assert fresh.status_code == 200
     stored = await subscriber(context, "gone@example.com")
     assert stored is not None and stored.status == "active"
@@ -125,9 +131,9 @@ async def test_bad_tokens_get_a_clear_400_page_and_change_nothing(
     subscriber_id = await signed_up(client, context)
     links = Links(settings)
     genuine = {
-        "confirm": links.confirm(subscriber_id),
-        "unsubscribe": links.unsubscribe(subscriber_id),
-        "preferences": links.preferences(subscriber_id),
+        "confirm": links.confirm(await owner(context, subscriber_id)),
+        "unsubscribe": links.unsubscribe(await owner(context, subscriber_id)),
+        "preferences": links.preferences(await owner(context, subscriber_id)),
     }
     token = genuine[route].rsplit("/", 1)[1]
     other = "preferences" if route != "preferences" else "confirm"
@@ -156,7 +162,9 @@ async def test_get_unsubscribe_shows_one_button_and_changes_nothing(
     client: httpx.AsyncClient, context: AppContext, settings: Settings
 ) -> None:
     subscriber_id = await active(client, context, settings, "stay@example.com")
-    response = await client.get(path(Links(settings).unsubscribe(subscriber_id, "daily"), settings))
+    response = await client.get(
+        path(Links(settings).unsubscribe(await owner(context, subscriber_id), "daily"), settings)
+    )
     assert response.status_code == 200
     assert response.text.count("<button") == 1
     assert 'method="post"' in response.text and "The Daily Briefing" in response.text
@@ -182,7 +190,7 @@ async def test_post_unsubscribes_at_once_without_cookie_or_csrf_token(
     one_click: bool,
 ) -> None:
     subscriber_id = await active(client, context, settings, "leave@example.com")
-    url = path(Links(settings).unsubscribe(subscriber_id), settings)
+    url = path(Links(settings).unsubscribe(await owner(context, subscriber_id)), settings)
     client.cookies.clear()
     response = await client.post(url, **body)  # type: ignore[arg-type]
     assert response.status_code == 200
@@ -207,12 +215,17 @@ async def test_unsubscribing_from_one_newsletter_keeps_the_other(make_settings: 
         assert response.status_code == 202
         stored = await subscriber(context, "two@example.com")
         assert stored is not None
-        await http.get(path(Links(settings).confirm(stored.id), settings))
-        await http.post(path(Links(settings).unsubscribe(stored.id, "daily"), settings), **ONE_CLICK)
+        await http.get(path(Links(settings).confirm(await owner(context, stored.id)), settings))
+        await http.post(
+            path(Links(settings).unsubscribe(await owner(context, stored.id), "daily"), settings), **ONE_CLICK
+        )
         stored = await subscriber(context, "two@example.com")
         assert stored is not None and stored.status == "active"
         assert await choices(context, stored.id) == {"weekly": "[]"}
-        await http.post(path(Links(settings).unsubscribe(stored.id, "weekly"), settings), **ONE_CLICK)
+        await http.post(
+            path(Links(settings).unsubscribe(await owner(context, stored.id), "weekly"), settings),
+            **ONE_CLICK,
+        )
         stored = await subscriber(context, "two@example.com")
         assert stored is not None and stored.status == "unsubscribed"
 
@@ -237,7 +250,9 @@ async def test_unsubscribing_skips_deliveries_already_queued(
 ) -> None:
     subscriber_id = await active(client, context, settings, "queued@example.com")
     await queue_delivery(context, subscriber_id)
-    await client.post(path(Links(settings).unsubscribe(subscriber_id, "daily"), settings), **ONE_CLICK)
+    await client.post(
+        path(Links(settings).unsubscribe(await owner(context, subscriber_id), "daily"), settings), **ONE_CLICK
+    )
     async with context.db.session() as session:
         statuses = (await session.scalars(select(Delivery.status))).all()
         messages = (await session.scalars(select(Message.status))).all()
@@ -249,7 +264,7 @@ async def test_preferences_show_and_save_choices(make_settings: SettingsFactory)
     settings = make_settings(newsletters=TWO_NEWSLETTERS)
     async with serve(settings) as (http, context):
         subscriber_id = await active(http, context, settings, "prefs@example.com")
-        url = path(Links(settings).preferences(subscriber_id), settings)
+        url = path(Links(settings).preferences(await owner(context, subscriber_id)), settings)
         page = await http.get(url)
         assert page.status_code == 200
         assert "prefs@example.com" in page.text and 'name="sections:daily"' in page.text
@@ -294,7 +309,9 @@ async def test_bad_preferences_are_422_and_change_nothing(
     async with serve(settings) as (http, context):
         subscriber_id = await active(http, context, settings, "prefs@example.com")
         before = await choices(context, subscriber_id)
-        response = await http.post(path(Links(settings).preferences(subscriber_id), settings), data=fields)
+        response = await http.post(
+            path(Links(settings).preferences(await owner(context, subscriber_id)), settings), data=fields
+        )
         assert response.status_code == 422
         assert f"{label}:" in response.text
         assert await choices(context, subscriber_id) == before
@@ -306,7 +323,7 @@ async def test_unsubscribing_from_everything_on_the_preferences_page(
     client: httpx.AsyncClient, context: AppContext, settings: Settings, fields: dict[str, object]
 ) -> None:
     subscriber_id = await active(client, context, settings, "all@example.com")
-    url = path(Links(settings).preferences(subscriber_id), settings)
+    url = path(Links(settings).preferences(await owner(context, subscriber_id)), settings)
     response = await client.post(url, data=fields)
     assert response.status_code == 200 and "You are unsubscribed" in response.text
     stored = await subscriber(context, "all@example.com")
@@ -321,11 +338,10 @@ async def test_no_token_or_address_reaches_the_logs(
     caplog.set_level(logging.DEBUG)
     subscriber_id = await active(client, context, settings, "secret.reader@example.com")
     links = Links(settings)
-    await client.get(path(links.preferences(subscriber_id), settings))
-    await client.post(path(links.unsubscribe(subscriber_id), settings), **ONE_CLICK)
-    tokens = [
-        link.rsplit("/", 1)[1] for link in (links.confirm(subscriber_id), links.unsubscribe(subscriber_id))
-    ]
+    reader = await owner(context, subscriber_id)
+    await client.get(path(links.preferences(reader), settings))
+    await client.post(path(links.unsubscribe(reader), settings), **ONE_CLICK)
+    tokens = [link.rsplit("/", 1)[1] for link in (links.confirm(reader), links.unsubscribe(reader))]
     ours = [record for record in caplog.records if record.name.startswith("newsletter")]
     logged = [record.getMessage() + repr(getattr(record, "event_fields", {})) for record in ours]
     assert any("subscriber.unsubscribed" in line for line in logged)

@@ -1,40 +1,27 @@
-"""Typed configuration: a TOML file plus NEWSLETTER_<SECTION>__<KEY> overrides, loaded once."""
+"""The configuration's sections: typed, validated, frozen."""
 
 from __future__ import annotations
 
-import os
 import re
-import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 from apscheduler.triggers.cron import CronTrigger
 from email_validator import EmailNotValidError, validate_email
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from newsletter.errors import ConfigError
-
-ENV_PREFIX = "NEWSLETTER_"
-DEFAULT_CONFIG_FILE = Path("newsletter.toml")
-DEFAULT_SECRET = "change-me"
-LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
+from newsletter.config.exposure import DEFAULT_SECRET
 
 
 def _http_url(value: str) -> str:
-    parts = urlsplit(value)
+    try:
+        parts = urlsplit(value)
+        httpx.URL(value)
+    except (ValueError, httpx.InvalidURL):
+        raise ValueError(f"not a usable URL: {value!r}") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {value!r}")
     return value.rstrip("/")
@@ -112,6 +99,21 @@ class ServerConfig(Section):
     # timeout of the proxies usually in front (nginx, load balancers: 60 s), so that they close
     # first: a connection we close just as a client reuses it fails that client's request.
     keep_alive_seconds: int = Field(default=75, ge=1, le=3600)
+    # A request must send its headers, then its body, within these; else 408 and closed.
+    header_timeout_seconds: float = Field(default=10, gt=0, le=600)
+    body_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    # Connections open at once; more are answered 503 and closed. Start raises the open-file
+    # limit to make room for them, or lowers this (with a warning) where it cannot.
+    max_connections: int = Field(default=1000, ge=1, le=1_000_000)
+    # GET /metrics: "token" needs `Authorization: Bearer` with security.metrics_token (or the
+    # admin token); "public" answers anyone (only where nobody else can reach it); "off": 404.
+    metrics: Literal["token", "public", "off"] = "token"
+    # > 0: also serve /metrics, without a token, on metrics_host:metrics_port (loopback by
+    # default), in every process (serve, worker, scheduler) so each can be scraped.
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # /api/docs and /api/openapi.json answer without the admin token.
+    public_api_docs: bool = False
     # The parts `newsletter serve` runs in its one process.
     web: bool = True
     scheduler: bool = True
@@ -175,7 +177,12 @@ class DeliveryConfig(Section):
 class SecurityConfig(Section):
     secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
     admin_token: SecretStr = SecretStr(DEFAULT_SECRET)
+    # A token that can only read /metrics (for Prometheus' bearer_token), instead of the admin one.
+    metrics_token: SecretStr = SecretStr("")
     confirm_max_age_days: int = Field(default=7, ge=1)
+    # Links to a reader's preferences page expire; every digest carries a fresh one.
+    # (Unsubscribe links never do: one-click unsubscribe must work from a digest of any age.)
+    preferences_max_age_days: int = Field(default=90, ge=1, le=3650)
 
 
 class SubscriptionsConfig(Section):
@@ -196,11 +203,21 @@ class IngestConfig(Section):
     max_summary_chars: int = Field(default=600, ge=40)
 
 
+class ArticlesConfig(Section):
+    # Entries stored from one fetch of one feed, newest first; the rest are skipped and counted.
+    max_entries_per_feed: int = Field(default=500, ge=1, le=100_000)
+    # Articles published longer ago than this are deleted (0: kept for ever).
+    retention_days: int = Field(default=90, ge=0, le=36_500)
+
+
 class FeedConfig(Section):
     url: str
     section: SectionName | None = None
     name: str | None = None
     poll_minutes: int = Field(default=15, ge=1)
+    # Fetch this feed (and its redirects) from private and loopback addresses too: for a feed
+    # on an intranet CMS. Others are fetched from public addresses only.
+    allow_private: bool = False
 
     @field_validator("url")
     @classmethod
@@ -256,191 +273,3 @@ class SchedulerConfig(Section):
 class LoggingConfig(Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     json_lines: bool = Field(default=False, alias="json")
-
-
-def _default_newsletters() -> list[NewsletterConfig]:
-    return [NewsletterConfig(id="daily", name="The Daily Briefing")]
-
-
-class Settings(BaseSettings):
-    """The whole configuration. Build it with `load_settings`, then pass it in."""
-
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="forbid",
-        frozen=True,
-    )
-
-    site: SiteConfig = SiteConfig()
-    database: DatabaseConfig = DatabaseConfig()
-    server: ServerConfig = ServerConfig()
-    smtp: SmtpConfig = SmtpConfig()
-    dkim: DkimConfig = DkimConfig()
-    delivery: DeliveryConfig = DeliveryConfig()
-    security: SecurityConfig = SecurityConfig()
-    subscriptions: SubscriptionsConfig = SubscriptionsConfig()
-    ingest: IngestConfig = IngestConfig()
-    scheduler: SchedulerConfig = SchedulerConfig()
-    logging: LoggingConfig = LoggingConfig()
-    feeds: list[FeedConfig] = []
-    newsletters: list[NewsletterConfig] = Field(default_factory=_default_newsletters)
-
-    _source: Path | None = PrivateAttr(default=None)
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # The file's values arrive as init arguments; the environment overrides them.
-        return (env_settings, init_settings)
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Settings:
-        ids = [n.id for n in self.newsletters]
-        if len(set(ids)) != len(ids):
-            raise ValueError("newsletters: two newsletters share an id")
-        if not self.newsletters:
-            raise ValueError("newsletters: at least one newsletter is needed")
-        host = urlsplit(self.site.base_url).hostname or ""
-        if host not in LOCAL_HOSTS:
-            for key in ("secret_key", "admin_token"):
-                secret: SecretStr = getattr(self.security, key)
-                if secret.get_secret_value() == DEFAULT_SECRET or len(secret.get_secret_value()) < 16:
-                    raise ValueError(
-                        f"security.{key}: set a secret of 16 characters or more "
-                        f"before serving {self.site.base_url}"
-                    )
-        return self
-
-    @property
-    def source(self) -> Path | None:
-        """The file the settings were read from, or None for built-in defaults."""
-        return self._source
-
-    def newsletter(self, newsletter_id: str) -> NewsletterConfig:
-        for newsletter in self.newsletters:
-            if newsletter.id == newsletter_id:
-                return newsletter
-        raise KeyError(newsletter_id)
-
-    def known_sections(self) -> list[str]:
-        """Sections a reader may choose, in a stable order."""
-        if self.site.sections:
-            return list(self.site.sections)
-        names: list[str] = []
-        for section in [f.section for f in self.feeds] + [s for n in self.newsletters for s in n.sections]:
-            if section and section not in names:
-                names.append(section)
-        return names
-
-    def sections_of(self, newsletter: NewsletterConfig) -> list[str]:
-        return list(newsletter.sections) or self.known_sections()
-
-
-def find_config_file(explicit: Path | None) -> Path | None:
-    """--config, else $NEWSLETTER_CONFIG, else ./newsletter.toml if present, else None."""
-    if explicit is not None:
-        return explicit
-    if os.environ.get("NEWSLETTER_CONFIG"):
-        return Path(os.environ["NEWSLETTER_CONFIG"])
-    if DEFAULT_CONFIG_FILE.is_file():
-        return DEFAULT_CONFIG_FILE
-    return None
-
-
-def load_settings(
-    path: Path | None = None,
-    *,
-    overrides: dict[str, Any] | None = None,
-) -> Settings:
-    """Read, merge and validate the configuration once; raise ConfigError on any problem.
-
-    `overrides` (nested like the file) beat the file; the environment beats both.
-    """
-    env = dict(os.environ)
-    source = find_config_file(path)
-    data = _read_toml(source) if source is not None else {}
-    if overrides:
-        data = _merge(data, overrides)
-    _reject_unknown_env_sections(env)
-    where = str(source) if source is not None else "built-in defaults"
-    try:
-        settings = Settings(**data)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc, where, env)) from None
-    settings._source = source
-    return settings
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
-    try:
-        with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
-    except OSError as exc:
-        raise ConfigError(f"config file unreadable: {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-
-
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in extra.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-def _reject_unknown_env_sections(env: dict[str, str]) -> None:
-    sections = set(Settings.model_fields)
-    for name in env:
-        if name.startswith(ENV_PREFIX) and "__" in name[len(ENV_PREFIX) :]:
-            section = name[len(ENV_PREFIX) :].split("__", 1)[0].lower()
-            if section not in sections:
-                raise ConfigError(f"config error: {name}: unknown section {section!r}")
-
-
-def _describe(exc: ValidationError, where: str, env: dict[str, str]) -> str:
-    error = exc.errors()[0]
-    location = [str(part) for part in error["loc"]]
-    message = str(error["msg"]).removeprefix("Value error, ")
-    # Validators spanning several keys name the key at the start of their message.
-    named = re.match(r"^([a-z_]+(?:\.[a-z_]+)*): (.*)$", message, re.DOTALL)
-    if named and error["type"] == "value_error":
-        location += named.group(1).split(".")
-        message = named.group(2)
-    key = re.sub(r"\.(\d+)", r"[\1]", ".".join(location)) or "(top level)"
-    env_name = ENV_PREFIX + "__".join(part.upper() for part in location[:2])
-    origin = f"environment {env_name}" if env_name in env else where
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    elif error["type"] == "missing":
-        message = "required key is missing"
-    return f"config error: {key} ({origin}): {message.splitlines()[0]}"
-
-
-def mask_secrets(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data with every secret replaced by ****."""
-    data = settings.model_dump(mode="json", by_alias=True)
-    for section, key in (
-        ("smtp", "password"),
-        ("security", "secret_key"),
-        ("security", "admin_token"),
-    ):
-        if data[section][key]:
-            data[section][key] = "****"
-    data["database"]["url"] = _mask_url_password(data["database"]["url"])
-    return data
-
-
-def _mask_url_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1****@", url)

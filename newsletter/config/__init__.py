@@ -1,0 +1,52 @@
+"""Typed configuration: a TOML file plus NEWSLETTER_<SECTION>__<KEY> overrides, loaded once and
+passed in. `sections` holds the typed sections, `settings` the whole, `loading` how it is read,
+`exposure` what a configuration exposes."""
+
+from __future__ import annotations
+
+from newsletter.config.exposure import DEFAULT_SECRET, warnings
+from newsletter.config.loading import DEFAULT_CONFIG_FILE, find_config_file, load_settings, mask_secrets
+from newsletter.config.sections import (
+    ArticlesConfig,
+    DatabaseConfig,
+    DeliveryConfig,
+    DkimConfig,
+    FeedConfig,
+    IngestConfig,
+    LoggingConfig,
+    NewsletterConfig,
+    SchedulerConfig,
+    SecurityConfig,
+    ServerConfig,
+    SiteConfig,
+    SmtpConfig,
+    SubscriptionsConfig,
+)
+from newsletter.config.settings import ENV_PREFIX, Settings
+from newsletter.errors import ConfigError
+
+__all__ = [
+    "DEFAULT_CONFIG_FILE",
+    "DEFAULT_SECRET",
+    "ENV_PREFIX",
+    "ArticlesConfig",
+    "ConfigError",
+    "DatabaseConfig",
+    "DeliveryConfig",
+    "DkimConfig",
+    "FeedConfig",
+    "IngestConfig",
+    "LoggingConfig",
+    "NewsletterConfig",
+    "SchedulerConfig",
+    "SecurityConfig",
+    "ServerConfig",
+    "Settings",
+    "SiteConfig",
+    "SmtpConfig",
+    "SubscriptionsConfig",
+    "find_config_file",
+    "load_settings",
+    "mask_secrets",
+    "warnings",
+]
