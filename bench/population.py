@@ -14,7 +14,7 @@ from sqlalchemy.sql.selectable import NamedFromClause
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Article, Subscriber, Subscription, UTCDateTime, utcnow
-from newsletter.rendering.samples import sample_articles
+from newsletter.editions.samples import sample_articles
 
 READER_DOMAIN = "readers.example"
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.config import NewsletterConfig, Settings, load_settings
-from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, RenderedEmail, make_message_id
+from newsletter.editions.samples import sample_articles
+from newsletter.personal.recipients import PersonalMail
+from newsletter.personal.tokens import LinkOwner
+from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, RenderedEmail
 from newsletter.rendering.inline import inline_css
-from newsletter.rendering.samples import sample_articles
-from newsletter.subscriptions.links import Links
-from newsletter.subscriptions.tokens import LinkOwner
 
 SENT_AT = datetime(2026, 3, 7, 7, 0, tzinfo=UTC)
 NAIVE = "naive: Jinja2 + premailer + EmailMessage per recipient"
@@ -57,18 +57,10 @@ def settings_for(folder: Path, dkim_key: Path | None = None) -> Settings:
 
 
 def recipients(settings: Settings, count: int) -> list[Recipient]:
-    links = Links(settings)
+    personal = PersonalMail(settings)
+    owners = [LinkOwner(n, f"{n:012X}") for n in range(count)]
     return [
-        Recipient(
-            email=f"reader{n}@readers.example",
-            message_id=make_message_id(settings, "e", 1, n),
-            fields={
-                "unsubscribe_url": links.unsubscribe(LinkOwner(n, f"{n:012X}"), "daily"),
-                "preferences_url": links.preferences(LinkOwner(n, f"{n:012X}")),
-                "email": f"reader{n}@readers.example",
-            },
-        )
-        for n in range(count)
+        personal.digest(owner, f"reader{owner.subscriber_id}@readers.example", "daily", 1) for owner in owners
     ]
 
 

@@ -21,10 +21,9 @@ from playwright.sync_api import Route, sync_playwright
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from newsletter.config import Settings, load_settings  # noqa: E402
+from newsletter.editions.samples import sample_articles  # noqa: E402
+from newsletter.personal.recipients import NOBODY, PersonalMail  # noqa: E402
 from newsletter.rendering import DigestRenderer  # noqa: E402
-from newsletter.rendering.samples import sample_articles  # noqa: E402
-from newsletter.rendering.preview import NOBODY  # noqa: E402
-from newsletter.subscriptions.links import Links  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
@@ -57,12 +56,7 @@ def sample_page(settings: Settings) -> str:
     articles = sample_articles(limit=newsletter.max_articles)
     edition_date = articles[0].published_at.date()
     rendered = DigestRenderer(settings).render_digest(newsletter, edition_date, articles)
-    links = Links(settings)
-    values = {
-        "unsubscribe_url": links.unsubscribe(NOBODY, newsletter.id),
-        "preferences_url": links.preferences(NOBODY),
-        "email": "reader@example.com",
-    }
+    values = PersonalMail(settings).digest_fields(NOBODY, "reader@example.com", newsletter.id)
     return rendered.filled_html(values)
 
 

@@ -188,3 +188,37 @@ def test_legitimate_but_dangerous_settings_are_warned_about(tmp_path: Path) -> N
         "server.metrics",
         "feeds[].allow_private",
     ]
+
+
+def test_several_relays_and_who_uses_them(tmp_path: Path) -> None:
+    text = (
+        '[[smtp.relays]]\nname = "primary"\nhost = "127.0.0.1"\nport = 2525\nsecurity = "none"\n'
+        'weight = 3\n[[smtp.relays]]\nname = "backup"\nhost = "127.0.0.1"\nport = 2526\nsecurity = "none"\n'
+        "concurrency = 2\n"
+        '[[newsletters]]\nid = "daily"\nname = "D"\nrelays = ["primary"]\n'
+    )
+    settings = load_settings(write(tmp_path, text))
+    relays = settings.smtp.relay_settings()
+    assert [(name, smtp.port, smtp.concurrency, weight) for name, smtp, weight in relays] == [
+        ("primary", 2525, 8, 3.0),
+        ("backup", 2526, 2, 1.0),
+    ]
+    assert all(smtp.from_address == settings.smtp.from_address for _, smtp, _ in relays)
+    single = load_settings(write(tmp_path, "[smtp]\nport = 2600\n")).smtp.relay_settings()
+    assert [(name, smtp.port) for name, smtp, _ in single] == [("default", 2600)]
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ('[[smtp.relays]]\nname = "a"\nhost = "h"\n[[smtp.relays]]\nname = "a"\nhost = "i"\n', "smtp.relays"),
+        ('[smtp]\nconfirmation_relays = ["nope"]\n', "smtp.confirmation_relays"),
+        ('[[newsletters]]\nid = "d"\nname = "D"\nrelays = ["nope"]\n', "newsletters[0].relays"),
+        ('[[smtp.relays]]\nname = "a"\nhost = "mail.example.com"\nsecurity = "none"\nusername = "u"\n',
+         "smtp.relays[0].security"),
+    ],
+)  # fmt: skip
+def test_bad_relay_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text))
+    assert str(caught.value).startswith(f"config error: {key} ("), str(caught.value)

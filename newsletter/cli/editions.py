@@ -17,6 +17,7 @@ from newsletter.cli.common import (
     ConfigOption,
     JsonOption,
     console,
+    errors,
     fail,
     load,
     print_json,
@@ -26,8 +27,9 @@ from newsletter.cli.common import (
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.delivery.smtp import SmtpUnavailable
-from newsletter.delivery.worker import Worker
+from newsletter.delivery.worker import ConfigurationFault, Worker
 from newsletter.editions import service
+from newsletter.editions.sending import worker_for
 from newsletter.editions.service import EditionReport
 from newsletter.editions.trial import dry_run, send_test_copy
 
@@ -60,34 +62,42 @@ def send(
     elif to is not None:
         _test_copy(settings, newsletter, to, json)
     else:
-        result = run(_send(settings, newsletter, new=new, quiet=json))
+        result, fault = run(_send(settings, newsletter, new=new, quiet=json))
         if json:
             print_json(result.as_json())
         else:
             _summary(result)
-        if result.failed or result.status in ("paused", "cancelled") or result.unfinished:
+        if fault is not None:
+            errors.print(f"error: {fault}", markup=False, highlight=False, soft_wrap=True)
+        if fault or result.failed or result.status in ("paused", "cancelled") or result.unfinished:
             raise typer.Exit(EXIT_FAILED)
 
 
-async def _send(settings: Settings, newsletter: str | None, *, new: bool, quiet: bool) -> EditionReport:
+async def _send(
+    settings: Settings, newsletter: str | None, *, new: bool, quiet: bool
+) -> tuple[EditionReport, ConfigurationFault | None]:
+    """The edition's report after sending, and the configuration fault that stopped it, if any."""
     async with open_context(settings) as context:
         edition = await service.start_edition(context, newsletter, new=new)
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        worker = Worker(context, editions={edition.id}, exit_when_idle=True)
+        worker = worker_for(context, only={edition.id}, exit_when_idle=True)
         before = await service.report(context, edition.id)
         work = asyncio.create_task(worker.run(stopping))
+        fault: ConfigurationFault | None = None
         try:
             if quiet:
                 await work
             else:
                 await _watch(before, worker, work)
+        except ConfigurationFault as exc:
+            fault = exc
         finally:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(sig)
-        return await service.report(context, edition.id)
+        return await service.report(context, edition.id), fault
 
 
 async def _watch(before: EditionReport, worker: Worker, work: asyncio.Task[object]) -> None:

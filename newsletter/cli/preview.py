@@ -11,8 +11,8 @@ from newsletter.cli.common import ConfigOption, console, fail, load, with_contex
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Article, utcnow
+from newsletter.editions.preview import Preview, Reader, build_preview, find_reader, next_articles
 from newsletter.errors import RenderError
-from newsletter.rendering.preview import Preview, Reader, build_preview, find_reader, next_articles
 
 NewsletterArgument = Annotated[
     str | None,

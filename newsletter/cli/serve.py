@@ -7,7 +7,8 @@ import asyncio
 from newsletter.cli.common import ConfigOption, fail, load, run
 from newsletter.config import Settings, warnings
 from newsletter.context import AppContext, open_context
-from newsletter.delivery.worker import Worker
+from newsletter.delivery.worker import ConfigurationFault
+from newsletter.editions.sending import deliver
 from newsletter.logs import get_logger
 from newsletter.scheduling.scheduler import run_scheduler
 from newsletter.service import Part, run_parts
@@ -20,7 +21,13 @@ log = get_logger(__name__)
 
 def worker_part(context: AppContext) -> Part:
     async def run_worker(stopping: asyncio.Event) -> None:
-        await Worker(context).run(stopping)
+        try:
+            await deliver(context, stopping)
+        except ConfigurationFault as exc:
+            # Said once; the web app and the scheduler carry on, nothing is retried with a
+            # configuration every relay refused. Fixed and restarted, sending picks up again.
+            log.error("delivery.stopped", reason=str(exc), hint="fix the setting, then restart the service")
+            await stopping.wait()
 
     return run_worker
 

@@ -4,9 +4,10 @@ passed in. `sections` holds the typed sections, `settings` the whole, `loading` 
 
 from __future__ import annotations
 
-from newsletter.config.exposure import DEFAULT_SECRET, warnings
+from newsletter.config.exposure import warnings
 from newsletter.config.loading import DEFAULT_CONFIG_FILE, find_config_file, load_settings, mask_secrets
 from newsletter.config.sections import (
+    DEFAULT_SECRET,
     ArticlesConfig,
     DatabaseConfig,
     DeliveryConfig,

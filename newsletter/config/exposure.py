@@ -8,15 +8,46 @@ settings are wrong anywhere; others are legitimate but dangerous, and get a warn
 from __future__ import annotations
 
 import ipaddress
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from typing import Protocol
 from urllib.parse import urlsplit
 
-if TYPE_CHECKING:
-    from pydantic import SecretStr
+from pydantic import SecretStr
 
-    from newsletter.config.settings import Settings
+from newsletter.config.sections import (
+    DEFAULT_SECRET,
+    ArticlesConfig,
+    FeedConfig,
+    NewsletterConfig,
+    SecurityConfig,
+    ServerConfig,
+    SiteConfig,
+    SmtpConfig,
+    SubscriptionsConfig,
+)
 
-DEFAULT_SECRET = "change-me"
+
+class Settings(Protocol):
+    """The sections these checks read (the whole configuration has them all)."""
+
+    @property
+    def site(self) -> SiteConfig: ...
+    @property
+    def server(self) -> ServerConfig: ...
+    @property
+    def smtp(self) -> SmtpConfig: ...
+    @property
+    def security(self) -> SecurityConfig: ...
+    @property
+    def subscriptions(self) -> SubscriptionsConfig: ...
+    @property
+    def articles(self) -> ArticlesConfig: ...
+    @property
+    def feeds(self) -> Sequence[FeedConfig]: ...
+    @property
+    def newsletters(self) -> Sequence[NewsletterConfig]: ...
+
+
 MIN_SECRET_CHARS = 16
 MIN_DISTINCT_CHARS = 6
 
@@ -105,13 +136,14 @@ def _link_ages(settings: Settings) -> str | None:
 
 
 def _smtp_credentials(settings: Settings) -> str | None:
-    smtp = settings.smtp
-    has_credentials = bool(smtp.username or smtp.password.get_secret_value())
-    if has_credentials and smtp.security == "none" and not is_loopback(smtp.host):
-        return (
-            f'smtp.security: "none" would send smtp.username and smtp.password to {smtp.host} in '
-            'clear text; use "starttls" or "tls"'
-        )
+    for index, (_, smtp, _) in enumerate(settings.smtp.relay_settings()):
+        key = f"smtp.relays.{index}.security" if settings.smtp.relays else "smtp.security"
+        has_credentials = bool(smtp.username or smtp.password.get_secret_value())
+        if has_credentials and smtp.security == "none" and not is_loopback(smtp.host):
+            return (
+                f'{key}: "none" would send the SMTP username and password to {smtp.host} in '
+                'clear text; use "starttls" or "tls"'
+            )
     return None
 
 

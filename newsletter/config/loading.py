@@ -87,7 +87,7 @@ def _describe(exc: ValidationError, where: str, env: dict[str, str]) -> str:
     location = [str(part) for part in error["loc"]]
     message = str(error["msg"]).removeprefix("Value error, ")
     # Validators spanning several keys name the key at the start of their message.
-    named = re.match(r"^([a-z_]+(?:\.[a-z_]+)*): (.*)$", message, re.DOTALL)
+    named = re.match(r"^([a-z_]+(?:\.[a-z0-9_]+)*): (.*)$", message, re.DOTALL)
     if named and error["type"] == "value_error":
         location += named.group(1).split(".")
         message = named.group(2)

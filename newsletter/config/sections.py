@@ -13,7 +13,8 @@ from apscheduler.triggers.cron import CronTrigger
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
-from newsletter.config.exposure import DEFAULT_SECRET
+DEFAULT_SECRET = "change-me"
+DEFAULT_RELAY = "default"
 
 
 def _http_url(value: str) -> str:
@@ -120,13 +121,36 @@ class ServerConfig(Section):
     worker: bool = True
 
 
-class SmtpConfig(Section):
-    host: str = "localhost"
-    port: int = Field(default=1025, ge=1, le=65535)
-    security: Literal["none", "starttls", "tls"] = "none"
+RelayName = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,39}$")]
+Security = Literal["none", "starttls", "tls"]
+
+
+class RelayConfig(Section):
+    """One SMTP relay of several (`[[smtp.relays]]`); what it leaves out comes from [smtp]."""
+
+    name: RelayName
+    host: str
+    port: int = Field(default=587, ge=1, le=65535)
+    security: Security = "starttls"
     username: str = ""
     password: SecretStr = SecretStr("")
     validate_certs: bool = True
+    ca_file: Path | None = None
+    concurrency: int = Field(default=8, ge=1, le=500)
+    rate_limit: float = Field(default=0, ge=0)
+    # Its share of the work beside the others: a relay of weight 2 takes twice as much.
+    weight: float = Field(default=1, gt=0, le=1000)
+
+
+class SmtpConfig(Section):
+    host: str = "localhost"
+    port: int = Field(default=1025, ge=1, le=65535)
+    security: Security = "none"
+    username: str = ""
+    password: SecretStr = SecretStr("")
+    validate_certs: bool = True
+    # A CA certificate (PEM) to trust for the server's certificate, as for a private CA.
+    ca_file: Path | None = None
     from_address: EmailAddress = "briefing@londondaily.example"
     from_name: HeaderText = "London Daily"
     reply_to: EmailAddress = ""
@@ -138,6 +162,39 @@ class SmtpConfig(Section):
     max_attempts: int = Field(default=5, ge=1, le=100)
     timeout: float = Field(default=30, gt=0, le=3600)
     messages_per_connection: int = Field(default=1000, ge=1)
+    # Several relays; when none is listed, the host above is the one relay ("default").
+    relays: list[RelayConfig] = []
+    # The relays confirmation emails go through; [] = any.
+    confirmation_relays: list[RelayName] = []
+
+    @model_validator(mode="after")
+    def _relays_named_once(self) -> SmtpConfig:
+        names = [relay.name for relay in self.relays]
+        if len(set(names)) != len(names):
+            raise ValueError("relays: two relays share a name")
+        unknown = set(self.confirmation_relays) - set(names)
+        if unknown:
+            raise ValueError(f"confirmation_relays: no relay named {', '.join(sorted(unknown))}")
+        return self
+
+    def relay_settings(self) -> list[tuple[str, SmtpConfig, float]]:
+        """Each relay as a whole SMTP configuration of its own, with its name and weight."""
+        if not self.relays:
+            return [(DEFAULT_RELAY, self, 1.0)]
+        shared: dict[str, object] = {"relays": [], "confirmation_relays": []}
+        return [
+            (
+                relay.name,
+                self.model_copy(update={**relay.model_dump(exclude={"name", "weight"}), **shared}),
+                relay.weight,
+            )
+            for relay in self.relays
+        ]
+
+    @property
+    def sender_domain(self) -> str:
+        """The From address's domain in ASCII: it names Message-IDs and List-Ids."""
+        return self.from_address.rsplit("@", 1)[-1].encode("idna").decode("ascii").lower()
 
 
 class DkimConfig(Section):
@@ -250,6 +307,8 @@ class NewsletterConfig(Section):
     utm_source: str = ""
     utm_medium: str = ""
     utm_campaign: str = ""
+    # The relays (smtp.relays[].name) its editions go through; [] = any.
+    relays: list[RelayName] = []
 
     @model_validator(mode="after")
     def _cron(self) -> NewsletterConfig:

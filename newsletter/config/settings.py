@@ -78,6 +78,11 @@ class Settings(BaseSettings):
             raise ValueError("newsletters: two newsletters share an id")
         if not self.newsletters:
             raise ValueError("newsletters: at least one newsletter is needed")
+        relays = {relay.name for relay in self.smtp.relays}
+        for index, newsletter in enumerate(self.newsletters):
+            unknown = set(newsletter.relays) - relays
+            if unknown:
+                raise ValueError(f"newsletters.{index}.relays: no relay named {', '.join(sorted(unknown))}")
         found = exposure.problem(self)
         if found:
             raise ValueError(found)

@@ -203,8 +203,31 @@ class EditionVariant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class Delivery(Base):
-    """The ledger: one row per edition and subscriber."""
+class LeasedWork:
+    """The columns a worker leases, sends and records by: one shape for the ledger's rows of
+    editions (`deliveries`) and of one-off emails (`messages`), so every ledger statement is
+    written once for both."""
+
+    # queued | sending (leased) | sent | retry | failed | skipped (states.DeliveryStatus)
+    status: Mapped[str] = mapped_column(String(10))
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(100))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set, in the commit its body waits for, when the leased attempt reaches SMTP: after a crash
+    # only these rows may have gone out; the rest of the lease goes back without an attempt.
+    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_code: Mapped[int | None] = mapped_column(Integer)
+    last_reply: Mapped[str | None] = mapped_column(String(1000))
+    message_id: Mapped[str | None] = mapped_column(String(250))
+    # The SMTP relay (smtp.relays[].name) that carried the last attempt.
+    relay: Mapped[str | None] = mapped_column(String(40))
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Delivery(LeasedWork, Base):
+    """The ledger of editions: one row per edition and subscriber."""
 
     __tablename__ = "deliveries"
     __table_args__ = (
@@ -217,23 +240,9 @@ class Delivery(Base):
     edition_id: Mapped[int] = mapped_column(ForeignKey("editions.id", ondelete="CASCADE"))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id"), index=True)
     variant_id: Mapped[int | None] = mapped_column(ForeignKey("edition_variants.id"))
-    # queued | sending | sent | retry | failed | skipped
-    status: Mapped[str] = mapped_column(String(10))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # Set, in the commit its body waits for, when the leased attempt reaches SMTP: after a crash
-    # only these rows may have gone out; the rest of the lease goes back without an attempt.
-    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_code: Mapped[int | None] = mapped_column(Integer)
-    last_reply: Mapped[str | None] = mapped_column(String(1000))
-    message_id: Mapped[str | None] = mapped_column(String(250))
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-class Message(Base):
+class Message(LeasedWork, Base):
     """The outbox of one-off messages (confirmations), sent ahead of editions."""
 
     __tablename__ = "messages"
@@ -243,17 +252,7 @@ class Message(Base):
     kind: Mapped[str] = mapped_column(String(20))
     subscriber_id: Mapped[int] = mapped_column(ForeignKey("subscribers.id", ondelete="CASCADE"), index=True)
     newsletter_id: Mapped[str | None] = mapped_column(String(40))
-    status: Mapped[str] = mapped_column(String(10))
-    attempts: Mapped[int] = mapped_column(Integer, default=0)
-    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    lease_owner: Mapped[str | None] = mapped_column(String(100))
-    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    attempt_started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    last_code: Mapped[int | None] = mapped_column(Integer)
-    last_reply: Mapped[str | None] = mapped_column(String(1000))
-    message_id: Mapped[str | None] = mapped_column(String(250))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Event(Base):

@@ -11,18 +11,17 @@ from sqlalchemy import select
 
 from newsletter.context import AppContext
 from newsletter.database.models import Edition, EditionVariant, utcnow
-from newsletter.delivery.ledger import WorkItem
+from newsletter.delivery.work import WorkItem, WorkKind
+from newsletter.personal.recipients import PersonalMail
+from newsletter.personal.tokens import LinkOwner
 from newsletter.rendering import (
     DigestRenderer,
     MessageTemplate,
     OutgoingMessage,
     PersonalTokens,
-    Recipient,
     RenderedEmail,
-    make_message_id,
 )
-from newsletter.subscriptions.links import Links
-from newsletter.subscriptions.tokens import LinkOwner
+from newsletter.rendering.dkim import DkimSigner
 
 MAX_CACHED_VARIANTS = 64
 # Confirmation templates carry a Date header, so they are rebuilt this often.
@@ -35,7 +34,10 @@ class MessageFactory:
     def __init__(self, context: AppContext) -> None:
         self.context = context
         self.settings = context.settings
-        self.links = Links(context.settings)
+        self.personal = PersonalMail(context.settings)
+        # The key read and checked once, when the worker starts: a bad one is a configuration
+        # error then (ConfigError naming dkim.private_key_file), not a failure of every message.
+        self.signer = DkimSigner(context.settings.dkim) if context.settings.dkim.enabled else None
         self._variants: OrderedDict[int, MessageTemplate] = OrderedDict()
         self._confirmations: dict[str | None, tuple[float, MessageTemplate]] = {}
         self._renderer: DigestRenderer | None = None
@@ -43,7 +45,7 @@ class MessageFactory:
 
     async def prepare(self, item: WorkItem) -> MessageTemplate:
         """The template for an item, loading (or rendering) it on first use."""
-        if item.kind == "message":
+        if item.kind is WorkKind.CONFIRMATION:
             cached = self._confirmations.get(item.newsletter_id)
             if cached is not None and time.monotonic() - cached[0] < CONFIRMATION_TEMPLATE_SECONDS:
                 return cached[1]
@@ -54,23 +56,19 @@ class MessageFactory:
             template = await self._load_variant(item.variant_id)
         return template
 
-    def build(self, item: WorkItem, template: MessageTemplate) -> OutgoingMessage:
+    async def build(self, item: WorkItem, template: MessageTemplate) -> OutgoingMessage:
+        """The message for one recipient; ValueError for a value that cannot be sent. Signing
+        (milliseconds of CPU) runs off the event loop."""
         assert item.email is not None
         owner = LinkOwner(item.subscriber_id, item.nonce)
-        if item.kind == "message":
-            fields = {
-                "confirm_url": self.links.confirm(owner, item.newsletter_id),
-                "email": item.email,
-            }
-            message_id = make_message_id(self.settings, "c", item.id)
+        if item.kind is WorkKind.CONFIRMATION:
+            recipient = self.personal.confirmation(owner, item.email, item.newsletter_id, item.id)
         else:
-            fields = {
-                "unsubscribe_url": self.links.unsubscribe(owner, item.newsletter_id),
-                "preferences_url": self.links.preferences(owner),
-                "email": item.email,
-            }
-            message_id = make_message_id(self.settings, "e", item.edition_id or 0, item.subscriber_id)
-        return template.build(Recipient(email=item.email, message_id=message_id, fields=fields))
+            assert item.newsletter_id is not None and item.edition_id is not None
+            recipient = self.personal.digest(owner, item.email, item.newsletter_id, item.edition_id)
+        if template.signs:
+            return await asyncio.to_thread(template.build, recipient)
+        return template.build(recipient)
 
     async def _load_variant(self, variant_id: int) -> MessageTemplate:
         async with self._lock:
@@ -94,7 +92,7 @@ class MessageFactory:
             )
             date: datetime = edition.started_at or edition.created_at
             template = await asyncio.to_thread(
-                MessageTemplate.digest, self.settings, newsletter, rendered, date=date
+                MessageTemplate.digest, self.settings, newsletter, rendered, date=date, signer=self.signer
             )
             self._variants[variant_id] = template
             while len(self._variants) > MAX_CACHED_VARIANTS:
@@ -116,7 +114,9 @@ class MessageFactory:
 
             def render() -> MessageTemplate:
                 rendered = renderer.render_confirmation(newsletter)
-                return MessageTemplate.confirmation(self.settings, rendered, date=utcnow())
+                return MessageTemplate.confirmation(
+                    self.settings, rendered, date=utcnow(), signer=self.signer
+                )
 
             template = await asyncio.to_thread(render)
             self._confirmations[newsletter_id] = (time.monotonic(), template)

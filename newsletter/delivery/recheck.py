@@ -13,7 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Edition, Subscriber, Subscription, utcnow
-from newsletter.delivery.ledger import WorkItem
+from newsletter.delivery.decisions import RECHECK_RELEASE
+from newsletter.delivery.work import WorkItem, WorkKind
+from newsletter.states import EditionStatus, SubscriberStatus
 
 # Departures older than this are forgotten: anything claimed since then saw them at claim time.
 FORGET_AFTER_SECONDS = 3600.0
@@ -50,13 +52,15 @@ class Recheck:
         self._stopped.add(edition_id)
 
     def refusal(self, item: WorkItem) -> str | None:
-        """None to send; "released" to hand the item back untried; else why it is skipped."""
-        if item.kind == "delivery" and item.edition_id in self._stopped:
-            return "released"
-        wanted = "active" if item.kind == "delivery" else "pending"
+        """None to send; RECHECK_RELEASE to hand the item back untried; else why it is skipped
+        (delivery.decisions.after_refusal says what follows)."""
+        digest = item.kind is WorkKind.DIGEST
+        if digest and item.edition_id in self._stopped:
+            return RECHECK_RELEASE
+        wanted = SubscriberStatus.ACTIVE if digest else SubscriberStatus.PENDING
         changed = self._changed.get(item.subscriber_id)
         if not item.eligible or item.email is None or (changed is not None and changed[0] != wanted):
-            return "no longer subscribed" if item.kind == "delivery" else "no longer pending"
+            return "no longer subscribed" if digest else "no longer pending"
         if item.newsletter_id and (item.subscriber_id, item.newsletter_id) in self._left_newsletter:
             return "unsubscribed from this newsletter"
         return None
@@ -77,7 +81,7 @@ class Recheck:
                 rows = await conn.execute(
                     select(Edition.id, Edition.status).where(Edition.id.in_(self._sending))
                 )
-                self._stopped.update(row.id for row in rows if row.status != "sending")
+                self._stopped.update(row.id for row in rows if row.status != EditionStatus.SENDING)
         self._since = started - OVERLAP
 
     def _forget_old(self) -> None:
@@ -90,7 +94,7 @@ class Recheck:
         active = []
         for subscriber_id, status in changed:
             self._changed[subscriber_id] = (status, now)
-            if status == "active":
+            if status == SubscriberStatus.ACTIVE:
                 active.append(subscriber_id)
         if not active or not self._newsletters:
             return

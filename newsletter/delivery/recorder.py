@@ -8,31 +8,28 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from newsletter.context import AppContext
-from newsletter.database.models import utcnow
-from newsletter.delivery import ledger
-from newsletter.delivery.ledger import Result, WorkItem
-from newsletter.delivery.writer import LedgerWriter
+from newsletter.delivery.decisions import Action
+from newsletter.delivery.work import Result, WorkItem, WorkKind
 from newsletter.logs import get_logger
 
 log = get_logger(__name__)
 
+# Commits a group: outcomes, and attempts about to start; returns the started rows whose lease
+# was lost (see Store.record).
+Write = Callable[[list[Result], list[WorkItem]], Awaitable[set[tuple[WorkKind, int]]]]
 # Called after each committed group with the ids of the editions that had failures.
 AfterCommit = Callable[[set[int]], Awaitable[None]]
 
 
 class Recorder:
-    def __init__(self, context: AppContext, owner: str, after_commit: AfterCommit | None = None) -> None:
-        self.context = context
-        self.owner = owner
+    def __init__(self, write: Write, after_commit: AfterCommit | None = None) -> None:
+        self.write = write
         self.after_commit = after_commit
         self._pending: list[tuple[Result | None, WorkItem | None, asyncio.Future[bool]]] = []
         self._wake = asyncio.Event()
         self._closing = False
-        self.writer = LedgerWriter(context.settings.database, context.db.foreground)
 
     def submit_nowait(
         self, result: Result | None, *, started: WorkItem | None = None
@@ -60,47 +57,28 @@ class Recorder:
             )
             for _, item, done in group:
                 if not done.done():
-                    done.set_result(item is None or (item.kind, item.id) not in lost)
+                    done.set_result(item is None or item.key not in lost)
             if self._closing and not self._pending:
                 break
-        await self.writer.close()
 
     def close(self) -> None:
         self._closing = True
         self._wake.set()
 
-    async def _commit(self, results: list[Result], started: list[WorkItem]) -> set[tuple[str, int]]:
+    async def _commit(self, results: list[Result], started: list[WorkItem]) -> set[tuple[WorkKind, int]]:
         delay = 0.1
         while True:
             try:
-                lost = await self._write(results, started)
+                lost = await self.write(results, started)
                 break
             except (OperationalError, DBAPIError, OSError) as exc:
                 # The database went away: nothing is sent meanwhile (senders wait on us).
                 log.warning("ledger.write_failed", error=str(exc).splitlines()[0], retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
-        failing = {r.item.edition_id for r in results if r.status == "failed" and r.item.edition_id}
+        if lost:
+            log.warning("delivery.lease_lost", rows=len(lost))
+        failing = {r.item.edition_id for r in results if r.action is Action.FAILED and r.item.edition_id}
         if failing and self.after_commit is not None:
             await self.after_commit({e for e in failing if e is not None})
-        return lost
-
-    async def _write(self, results: list[Result], started: list[WorkItem]) -> set[tuple[str, int]]:
-        threshold = self.context.settings.delivery.bounce_threshold
-        now = utcnow()
-
-        def write(conn: Connection) -> tuple[list[int], set[tuple[str, int]]]:
-            bounced = ledger.record_results(
-                conn, results, owner=self.owner, now=now, bounce_threshold=threshold
-            )
-            lost = ledger.mark_started(conn, started, owner=self.owner, now=now) if started else set()
-            return bounced, lost
-
-        # Worker crashes lose nothing committed with relaxed durability; only a PostgreSQL server
-        # crash could forget the last moments of outcomes, and those messages would go again.
-        bounced, lost = await self.writer.transaction(write, relaxed_durability=True)
-        if bounced:
-            log.info("subscribers.bounced", subscribers=len(bounced))
-        if lost:
-            log.warning("delivery.lease_lost", worker=self.owner, rows=len(lost))
         return lost

@@ -10,6 +10,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import cast
 
 import aiosmtplib
@@ -19,6 +20,24 @@ from newsletter.errors import NewsletterError
 
 # Replies longer than this are a protocol violation (RFC 5321 allows 512 octets a line).
 MAX_REPLY_BYTES = 64 * 1024
+
+
+class ReplyCode(IntEnum):
+    """The SMTP reply codes this service acts on (RFC 5321 §4.2.3); others are read by class."""
+
+    OK = 250
+    WILL_FORWARD = 251
+    START_INPUT = 354
+    CLOSING = 421  # the server is closing the connection
+    MAILBOX_BUSY = 450
+    LOCAL_ERROR = 451
+    NO_STORAGE = 452
+    AUTH_FAILED = 535
+    MAILBOX_UNAVAILABLE = 550
+    USER_NOT_LOCAL = 551
+    STORAGE_EXCEEDED = 552
+    MAILBOX_NAME_INVALID = 553
+    TRANSACTION_FAILED = 554
 
 
 @dataclass(frozen=True)
@@ -33,11 +52,25 @@ class SmtpReply:
 
 
 class SmtpUnavailable(NewsletterError, ConnectionError):
-    """No usable connection: refused, timed out, TLS or authentication failed. No message was tried."""
+    """No usable connection: refused, timed out, TLS failed. No message was tried; it may work
+    again later (the server was down, restarting, overloaded)."""
+
+
+class SmtpConfigFault(SmtpUnavailable):
+    """No usable connection, and waiting will not help: authentication refused, the certificate
+    rejected, TLS or AUTH not offered as configured. `setting` names the key to fix."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
 
 
 class SmtpConnectionLost(NewsletterError, ConnectionError):
     """The connection broke or timed out during a transaction: the outcome is unknown."""
+
+
+class SmtpTimeout(SmtpConnectionLost, TimeoutError):
+    """The server did not answer within `smtp.timeout` during a transaction."""
 
 
 def dot_stuff(data: bytes) -> bytes:
@@ -148,6 +181,7 @@ class SmtpSession:
             use_tls=config.security == "tls",
             start_tls=config.security == "starttls",
             validate_certs=config.validate_certs,
+            cert_bundle=str(config.ca_file) if config.ca_file else None,
             timeout=config.timeout,
             local_hostname=config.helo_name or socket.getfqdn(),
             username=config.username or None,
@@ -159,7 +193,7 @@ class SmtpSession:
                 await self._greet(client)
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             client.close()
-            raise SmtpUnavailable(_describe(exc)) from None
+            raise _unavailable(exc, config) from None
         # An asyncio.Transport in spirit; uvloop's TCPTransport does not inherit from it.
         transport = cast(asyncio.Transport, client.transport)
         assert transport is not None
@@ -197,7 +231,7 @@ class SmtpSession:
                 refusal = await self._envelope(mail_from, rcpt_to)
         except (TimeoutError, SmtpConnectionLost, OSError) as exc:
             self.abort()
-            raise SmtpConnectionLost(_describe(exc)) from None
+            raise _lost(exc) from None
         if refusal is not None:
             self.sent_on_connection += 1
             await self._after(refusal)
@@ -213,15 +247,16 @@ class SmtpSession:
                 code, text = await final
         except (TimeoutError, SmtpConnectionLost, OSError) as exc:
             self.abort()
-            raise SmtpConnectionLost(_describe(exc)) from None
+            raise _lost(exc) from None
         self.sent_on_connection += 1
         reply = SmtpReply(code, text, "body")
         await self._after(reply)
         return reply
 
     async def _after(self, reply: SmtpReply) -> None:
-        if reply.code == 421:
-            # The server is closing the connection (RFC 5321 §3.8).
+        """What the connection needs after a reply (what the reply means for the message is
+        delivery.decisions' to say)."""
+        if reply.code == ReplyCode.CLOSING:  # RFC 5321 §3.8: the server has closed its side
             self.abort()
         elif reply.stage != "body" or reply.code >= 400:
             await self._reset()
@@ -295,6 +330,46 @@ def _address(recipient: str) -> bytes:
     if any(byte < 0x21 or byte in (0x3C, 0x3E, 0x7F) for byte in encoded):
         raise ValueError("the address contains a control character, a space or angle brackets")
     return encoded
+
+
+def _lost(exc: BaseException) -> SmtpConnectionLost:
+    if isinstance(exc, SmtpConnectionLost):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return SmtpTimeout("timed out")
+    return SmtpConnectionLost(_describe(exc))
+
+
+def _unavailable(exc: BaseException, config: SmtpConfig) -> SmtpUnavailable:
+    """What failed while connecting: a fault of the configuration, or of the moment."""
+    causes = _chain(exc)
+    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes):
+        verify = next(c for c in causes if isinstance(c, ssl.SSLCertVerificationError))
+        return SmtpConfigFault(
+            "smtp.validate_certs",
+            f"{config.host}'s certificate was rejected ({verify.verify_message or verify}); "
+            "use a certificate the system trusts, name its CA in smtp.ca_file, or turn validate_certs off",
+        )
+    if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
+        return SmtpConfigFault(
+            "smtp.password",
+            f"{config.host} refused the login of {config.username!r}: {exc.code} {exc.message}",
+        )
+    text = str(exc)
+    if "STARTTLS extension not supported" in text:
+        return SmtpConfigFault("smtp.security", f"{config.host} does not offer STARTTLS")
+    if "No suitable authentication method" in text or "AUTH extension not supported" in text:
+        return SmtpConfigFault("smtp.username", f"{config.host} offers no way to log in: {text}")
+    return SmtpUnavailable(_describe(exc))
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in seen:
+        seen.append(current)
+        current = current.__cause__ or current.__context__
+    return seen
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,5 +1,8 @@
-"""The delivery worker: claims leased batches, sends over a pool of persistent SMTP connections,
-records every outcome, and never lets a fault lose or burn through a message."""
+"""The delivery worker, built from its parts: a store (the ledger), messengers (one per
+connection, on each relay), a claimer feeding the relays' queues, senders, a recorder committing
+outcomes in groups, and a lease keeper. It runs until `stopping` is set; with `exit_when_idle`,
+it also returns once there is nothing left to do (for `editions`: once those editions are no
+longer sending)."""
 
 from __future__ import annotations
 
@@ -9,40 +12,74 @@ import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
-from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
+from newsletter.config import Settings
 from newsletter.context import AppContext
-from newsletter.database.models import Edition, utcnow
-from newsletter.delivery import ledger, metrics
-from newsletter.delivery.failures import Verdict, classify, connection_lost, retry_delay
-from newsletter.delivery.ledger import Result, WorkItem
+from newsletter.database.models import utcnow
+from newsletter.delivery import metrics
+from newsletter.delivery.decisions import Action
 from newsletter.delivery.messages import MessageFactory
-from newsletter.delivery.ratelimit import RateLimiter
+from newsletter.delivery.messenger import Messenger, SmtpMessenger
 from newsletter.delivery.recheck import Recheck
 from newsletter.delivery.recorder import Recorder
-from newsletter.delivery.smtp import SmtpConnectionLost, SmtpSession, SmtpUnavailable
+from newsletter.delivery.relays import Relay, RelayPool
+from newsletter.delivery.sender import Sender, SenderParts, SenderStats
+from newsletter.delivery.work import Result, WorkItem
+from newsletter.delivery.workstore import Store, WorkerStore
 from newsletter.logs import get_logger
+from newsletter.states import EditionStatus
 
 log = get_logger(__name__)
 
+MessengerFactory = Callable[[Relay], Messenger]
 
-@dataclass
-class WorkerStats:
-    sent: int = 0
-    retried: int = 0
-    failed: int = 0
-    skipped: int = 0
-    outcomes: dict[str, int] = field(default_factory=dict)
 
-    def count(self, status: str) -> None:
-        if status in ("sent", "retry", "failed", "skipped"):
-            name = "retried" if status == "retry" else status
-            setattr(self, name, getattr(self, name) + 1)
+class Editions(Protocol):
+    """What the worker asks of the editions it delivers; their lifecycle is editions/'."""
+
+    async def sending(self) -> list[tuple[int, str]]: ...
+    async def statuses(self, edition_ids: Sequence[int]) -> dict[int, EditionStatus]: ...
+    async def finish_if_drained(self, edition_id: int, now: datetime) -> bool: ...
+    async def pause(self, edition_id: int, reason: str) -> bool: ...
+    async def pause_if_failing(self, edition_id: int) -> str | None: ...
+
+
+class ConfigurationFault(RuntimeError):
+    """Every relay refused this configuration (the message names the setting): sending stopped."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    batch: int
+    lease: timedelta
+    idle_poll_seconds: float
+    sweep_seconds: float
+    editions: frozenset[int] | None = None  # only these
+    exit_when_idle: bool = False
+
+    @classmethod
+    def of(
+        cls, settings: Settings, *, editions: set[int] | None = None, exit_when_idle: bool = False
+    ) -> WorkerOptions:
+        delivery = settings.delivery
+        rate = sum(config.rate_limit for _, config, _ in settings.smtp.relay_settings())
+        limited = all(config.rate_limit > 0 for _, config, _ in settings.smtp.relay_settings())
+        # With rate limits, claim about two seconds of work at a time so other workers get a share.
+        batch = max(1, min(delivery.batch_size, int(rate * 2))) if limited else delivery.batch_size
+        return cls(
+            batch=batch,
+            lease=timedelta(seconds=delivery.lease_seconds),
+            idle_poll_seconds=delivery.idle_poll_seconds,
+            sweep_seconds=float(settings.scheduler.sweep_seconds),
+            editions=frozenset(editions) if editions is not None else None,
+            exit_when_idle=exit_when_idle,
+        )
 
 
 def worker_id() -> str:
@@ -51,49 +88,91 @@ def worker_id() -> str:
 
 
 class Worker:
-    """Runs until `stopping` is set; with `exit_when_idle`, also returns once there is nothing
-    left to do (for `editions`: once those editions are no longer sending)."""
-
     def __init__(
         self,
-        context: AppContext,
         *,
-        editions: set[int] | None = None,
-        exit_when_idle: bool = False,
-        owner: str | None = None,
+        store: Store,
+        editions: Editions,
+        pool: RelayPool,
+        messengers: MessengerFactory,
+        factory: MessageFactory,
+        recheck: Recheck,
+        options: WorkerOptions,
+        settings: Settings,
     ) -> None:
-        self.context = context
-        self.settings = context.settings
-        self.owner = owner or worker_id()
-        self.only_editions = editions
-        self.exit_when_idle = exit_when_idle
-        self.stats = WorkerStats()
-        delivery = self.settings.delivery
-        self.lease = timedelta(seconds=delivery.lease_seconds)
-        rate = self.settings.smtp.rate_limit
-        # With a rate limit, claim about two seconds of work at a time so other workers get a share.
-        self.batch = delivery.batch_size if rate <= 0 else max(1, min(delivery.batch_size, int(rate * 2)))
-        self.queue: asyncio.Queue[WorkItem] = asyncio.Queue(maxsize=self.batch * 2)
-        self.limiter = RateLimiter(rate)
-        self.factory = MessageFactory(context)
-        self.recheck = Recheck(context)
-        self.recorder = Recorder(context, self.owner, self._after_failures)
+        self.store = store
+        self.editions = editions
+        self.pool = pool
+        self.messengers = messengers
+        self.options = options
+        self.recorder = Recorder(store.record, self._after_failures)
+        self.stats = SenderStats()
+        self.recheck = recheck
+        self.parts = SenderParts(
+            pool=pool,
+            factory=factory,
+            recheck=recheck,
+            record=self._record,
+            pause_edition=self._pause,
+            delivery=settings.delivery,
+            stats=self.stats,
+            in_flight=self._in_flight_changed,
+        )
+        self.fault: str | None = None
         self._in_flight = 0
-        self._idle = asyncio.Event()
         self._wake_claimer = asyncio.Event()
         self._exhausted = False
 
-    # -- lifecycle -----------------------------------------------------------------------------
+    @classmethod
+    def assemble(
+        cls,
+        context: AppContext,
+        editions: Editions,
+        *,
+        only: set[int] | None = None,
+        exit_when_idle: bool = False,
+        store: Store | None = None,
+        messengers: MessengerFactory | None = None,
+    ) -> Worker:
+        """A worker from the real parts; a test swaps in its own `store` or `messengers`.
+        Raises ConfigError for a configuration it cannot send with (a bad DKIM key)."""
+        settings = context.settings
+        options = WorkerOptions.of(settings, editions=only, exit_when_idle=exit_when_idle)
+        return cls(
+            store=store
+            or WorkerStore(
+                context.db,
+                settings.database,
+                owner=worker_id(),
+                lease=options.lease,
+                config=settings.delivery,
+            ),
+            editions=editions,
+            pool=RelayPool(settings.smtp, settings.newsletters, limiters={}),
+            messengers=messengers or (lambda relay: SmtpMessenger(relay.name, relay.config)),
+            factory=MessageFactory(context),
+            recheck=Recheck(context),
+            options=options,
+            settings=settings,
+        )
 
-    async def run(self, stopping: asyncio.Event) -> WorkerStats:
+    @property
+    def owner(self) -> str:
+        return self.store.owner
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, stopping: asyncio.Event) -> SenderStats:
         await self._reclaim_dead_owners()
         finished = asyncio.Event()
         recorder = asyncio.create_task(self.recorder.run(), name="recorder")
-        housekeeping = asyncio.create_task(self._housekeeping(finished), name="housekeeping")
+        keeper = asyncio.create_task(self._keep_leases(finished), name="leases")
         claimer = asyncio.create_task(self._claim_loop(stopping, finished), name="claimer")
+        watcher = asyncio.create_task(self._watch_relays(stopping, finished), name="relays")
         senders = [
-            asyncio.create_task(self._sender(stopping, finished), name=f"sender-{n}")
-            for n in range(self.settings.smtp.concurrency)
+            asyncio.create_task(Sender(relay, self.messengers(relay), self.parts).run(stopping, finished))
+            for relay in self.pool.relays
+            for _ in range(relay.config.concurrency)
         ]
         try:
             # A sender that fails stops the worker at once (its leases go back) instead of
@@ -101,14 +180,15 @@ class Worker:
             await asyncio.gather(claimer, *senders)
         finally:
             finished.set()
-            for task in (claimer, *senders):
+            for task in (claimer, watcher, *senders):
                 task.cancel()
-            await asyncio.gather(claimer, *senders, return_exceptions=True)
-            await self._release_unsent()
+            await asyncio.gather(claimer, watcher, *senders, return_exceptions=True)
+            self._release(self.pool.take_all())
             self.recorder.close()
             await recorder
-            housekeeping.cancel()
-            await asyncio.gather(housekeeping, return_exceptions=True)
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            await self.store.close()
         log.info(
             "worker.stopped",
             worker=self.owner,
@@ -117,284 +197,121 @@ class Worker:
             failed=self.stats.failed,
             skipped=self.stats.skipped,
         )
+        if self.fault is not None:
+            raise ConfigurationFault(self.fault)
         return self.stats
 
-    async def _release_unsent(self) -> None:
+    def _release(self, items: list[WorkItem]) -> None:
         """Claimed but never attempted: back to the queue without costing an attempt."""
-        while not self.queue.empty():
-            self.recorder.submit_nowait(Result(self.queue.get_nowait(), "released"))
+        for item in items:
+            self.recorder.submit_nowait(Result(item, Action.RELEASED))
 
-    # -- claiming ------------------------------------------------------------------------------
+    def _record(self, result: Result | None, started: WorkItem | None) -> asyncio.Future[bool]:
+        committed = self.recorder.submit_nowait(result, started=started)
+        if result is not None:
+            committed.add_done_callback(lambda _: self._in_flight_changed(-1))
+        return committed
+
+    def _in_flight_changed(self, change: int) -> None:
+        self._in_flight += change
+        metrics.IN_FLIGHT.inc(change)
+        if change < 0:
+            self._wake_claimer_if_useful()
+
+    # -- claiming ----------------------------------------------------------------------------
 
     async def _claim_loop(self, stopping: asyncio.Event, finished: asyncio.Event) -> None:
-        """Keep the local queue fed: claim a batch when it runs low; when nothing is claimable,
-        poll every `idle_poll_seconds` (or when the senders go idle) rather than on every message."""
-        idle_poll = self.settings.delivery.idle_poll_seconds
+        """Keep the relays' queues fed: claim a batch when they run low; when nothing is
+        claimable, poll every `idle_poll_seconds` (or when the senders go idle)."""
+        batch, poll = self.options.batch, self.options.idle_poll_seconds
         while not stopping.is_set():
-            if self.queue.qsize() > self.batch // 2:
-                await self._wait(stopping, self._wake_claimer, idle_poll)
+            if self.pool.queued() > batch // 2:
+                await _wait(stopping, self._wake_claimer, poll)
                 continue
-            claimed = await self._claim(min(self.batch, self.queue.maxsize - self.queue.qsize()))
+            claimed = await self._claim(batch)
             for item in claimed:
-                self.queue.put_nowait(item)
+                if self.pool.route(item) is None:  # every relay it may use is misconfigured
+                    self._release([item])
             self._exhausted = not claimed
             if claimed:
                 continue
-            if self.exit_when_idle and await self._nothing_left():
+            if self.options.exit_when_idle and await self._nothing_left():
                 break
-            await self._wait(stopping, self._wake_claimer, await self._idle_wait(idle_poll))
-        # Tell the senders no more work is coming.
-        finished.set()
+            wait = min(poll, 0.5) if self.options.exit_when_idle and self.options.editions else poll
+            await _wait(stopping, self._wake_claimer, wait)
+        finished.set()  # tells the senders no more work is coming
 
     def _wake_claimer_if_useful(self) -> None:
-        """After a message: the queue ran low (and the last claim found work), or all is idle."""
-        low = self.queue.qsize() <= self.batch // 2 and not self._exhausted
-        idle = self.queue.empty() and self._in_flight == 0
+        low = self.pool.queued() <= self.options.batch // 2 and not self._exhausted
+        idle = self.pool.queued() == 0 and self._in_flight == 0
         if low or idle:
             self._wake_claimer.set()
 
     async def _claim(self, limit: int) -> list[WorkItem]:
-        now = utcnow()
         try:
-            async with self.context.db.engine.begin() as conn:
-                items = await conn.run_sync(
-                    ledger.claim_messages, owner=self.owner, limit=limit, now=now, lease=self.lease
-                )
-                if len(items) < limit:
-                    for edition in await self._editions(conn):
-                        items += await conn.run_sync(
-                            ledger.claim_deliveries,
-                            edition,
-                            owner=self.owner,
-                            limit=limit - len(items),
-                            now=now,
-                            lease=self.lease,
-                        )
-                        if len(items) >= limit:
-                            break
-                    else:
-                        await self._finish_editions(conn, now)
+            editions = await self._sending()
+            items = await self.store.claim(editions, limit=limit)
+            if len(items) < limit:
+                now = utcnow()
+                for edition_id, _ in editions:
+                    if await self.editions.finish_if_drained(edition_id, now):
+                        log.info("edition.done", edition=edition_id)
         except (OperationalError, DBAPIError, OSError) as exc:
             log.warning("worker.claim_failed", error=str(exc).splitlines()[0])
             return []
-        self.recheck.watch({item.newsletter_id for item in items if item.kind == "delivery"})
+        self.recheck.watch({item.newsletter_id for item in items})
         return items
 
-    async def _editions(self, conn: AsyncConnection) -> list[tuple[int, str]]:
-        editions = await conn.run_sync(ledger.active_editions)
-        if self.only_editions is not None:
-            editions = [e for e in editions if e[0] in self.only_editions]
+    async def _sending(self) -> list[tuple[int, str]]:
+        editions = await self.editions.sending()
+        if self.options.editions is not None:
+            editions = [e for e in editions if e[0] in self.options.editions]
         self.recheck.editions_sending({e[0] for e in editions})
         return editions
 
-    async def _finish_editions(self, conn: AsyncConnection, now: datetime) -> None:
-        for edition_id in self.recheck.sending_editions():
-            if await conn.run_sync(ledger.finish_if_done, edition_id, now=now):
-                log.info("edition.done", edition=edition_id)
-
     async def _nothing_left(self) -> bool:
-        if self._in_flight or not self.queue.empty():
+        if self._in_flight or self.pool.queued():
             return False
-        if self.only_editions is None:
+        if self.options.editions is None:
             return True
-        async with self.context.db.session() as session:
-            statuses = (
-                await session.scalars(select(Edition.status).where(Edition.id.in_(self.only_editions)))
-            ).all()
-        return all(status != "sending" for status in statuses)
+        statuses = await self.editions.statuses(sorted(self.options.editions))
+        return all(status is not EditionStatus.SENDING for status in statuses.values())
 
-    async def _idle_wait(self, idle_poll: float) -> float:
-        """How long to sleep when nothing is due: until the next retry, if that is sooner."""
-        if not self.exit_when_idle or self.only_editions is None:
-            return idle_poll
-        return min(idle_poll, 0.5)
+    # -- relays ------------------------------------------------------------------------------
 
-    @staticmethod
-    async def _wait(stopping: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
-        waiters = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
-        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        for waiter in waiters:
-            waiter.cancel()
-        wake.clear()
+    async def _watch_relays(self, stopping: asyncio.Event, finished: asyncio.Event) -> None:
+        """Messages only misconfigured relays could carry go back to the ledger; when every relay
+        is misconfigured, the worker stops, saying which setting to fix."""
+        while not (stopping.is_set() or finished.is_set()):
+            await self.pool.changed.wait()
+            self._release(self.pool.stranded())
+            if self.pool.all_misconfigured:
+                self.fault = "; ".join(sorted({relay.fault or "" for relay in self.pool.relays}))
+                log.error("delivery.stopped", reason=self.fault)
+                stopping.set()
 
-    # -- sending -------------------------------------------------------------------------------
+    # -- editions ----------------------------------------------------------------------------
 
-    async def _sender(self, stopping: asyncio.Event, finished: asyncio.Event) -> None:
-        session = SmtpSession(self.settings.smtp)
-        # The previous message's outcome is committed together with the mark that this message's
-        # attempt has started, while this connection already opens the envelope; the body waits
-        # for that commit. So a crash can leave at most one message per connection sent but
-        # unrecorded, and it is one of the rows marked started.
-        unrecorded: Result | None = None
-        try:
-            while not stopping.is_set():
-                item = self._take_nowait()
-                if item is None:
-                    if unrecorded is not None:
-                        self._record(unrecorded)
-                        unrecorded = None
-                    item = await self._next_item(stopping, finished)
-                    if item is None:
-                        return
-                self._in_flight += 1
-                metrics.IN_FLIGHT.inc()
-                committed = self._record(unrecorded, started=item)
-                unrecorded = None
-                try:
-                    unrecorded = await self._deliver(session, item, stopping, committed)
-                except BaseException:
-                    self._done_in_flight(None)
-                    raise
-                self.stats.count(unrecorded.status)
-                metrics.MESSAGES.labels(_kind(item), unrecorded.status).inc()
-        finally:
-            if unrecorded is not None:
-                await self._record(unrecorded)
-            await session.close()
-
-    def _record(self, result: Result | None, *, started: WorkItem | None = None) -> asyncio.Future[bool]:
-        committed = self.recorder.submit_nowait(result, started=started)
-        if result is not None:
-            committed.add_done_callback(self._done_in_flight)
-        return committed
-
-    def _take_nowait(self) -> WorkItem | None:
-        try:
-            return self.queue.get_nowait()
-        except asyncio.QueueEmpty:
-            return None
-
-    def _done_in_flight(self, _: object) -> None:
-        self._in_flight -= 1
-        metrics.IN_FLIGHT.dec()
-        self._wake_claimer_if_useful()
-
-    async def _next_item(self, stopping: asyncio.Event, finished: asyncio.Event) -> WorkItem | None:
-        while True:
-            with contextlib.suppress(asyncio.QueueEmpty):
-                return self.queue.get_nowait()
-            if finished.is_set() or stopping.is_set():
-                return None
-            getter = asyncio.ensure_future(self.queue.get())
-            stop = asyncio.ensure_future(stopping.wait())
-            done_waiter = asyncio.ensure_future(finished.wait())
-            await asyncio.wait({getter, stop, done_waiter}, return_when=asyncio.FIRST_COMPLETED)
-            stop.cancel()
-            done_waiter.cancel()
-            if getter.done():
-                return getter.result()
-            getter.cancel()
-
-    async def _deliver(
-        self,
-        session: SmtpSession,
-        item: WorkItem,
-        stopping: asyncio.Event,
-        committed: asyncio.Future[bool] | None = None,
-    ) -> Result:
-        """One SMTP transaction; the body waits for `committed` (the commit marking it started)."""
-        refusal = self.recheck.refusal(item)
-        if refusal == "released":
-            return Result(item, "released")
-        if refusal is not None:
-            return Result(item, "skipped", reply=refusal)
-        try:
-            template = await self.factory.prepare(item)
-        except (ValueError, LookupError) as exc:
-            # The same for every message of this variant (a template, a newsletter no longer
-            # configured): no reader's fault, so nobody's delivery fails for it.
-            return await self._unbuildable(item, exc)
-        try:
-            message = self.factory.build(item, template)
-        except ValueError as exc:  # this reader's own values (an address that cannot be sent)
-            return Result(item, "failed", reply=f"message could not be built: {exc}"[:1000])
-        if not await self._ready(session, stopping):
-            return Result(item, "released")
-        if message.smtputf8 and not session.supports_smtputf8:
-            return Result(item, "failed", reply="the SMTP server does not support SMTPUTF8 for this address")
-        await self.limiter.acquire()
-        started = time.perf_counter()
-        max_attempts = self.settings.smtp.max_attempts
-        try:
-            reply = await session.begin(item.email or "", smtputf8=message.smtputf8)
-            if reply is None:
-                if committed is not None and not await committed:
-                    # Our lease ran out (the database was away longer than it lasts) and the
-                    # row was handed back: another worker may be sending it. Dropping the
-                    # connection at 354 delivers nothing.
-                    session.abort()
-                    return Result(item, "released")
-                reply = await session.finish(message.data)
-        except SmtpConnectionLost as exc:
-            outcome = connection_lost(str(exc), attempts=item.attempts, max_attempts=max_attempts)
-        except ValueError as exc:  # a control character in the address: never sendable
-            return Result(item, "failed", reply=f"invalid recipient: {exc}"[:1000])
-        else:
-            metrics.SEND_SECONDS.observe(time.perf_counter() - started)
-            metrics.SMTP_REPLIES.labels(str(reply.code)).inc()
-            outcome = classify(reply, attempts=item.attempts, max_attempts=max_attempts)
-        return self._result(
-            item, outcome.verdict, outcome.code, outcome.reply, message.message_id, outcome.hard_bounce
-        )
-
-    async def _unbuildable(self, item: WorkItem, exc: Exception) -> Result:
-        """Pause the item's edition with the reason, and hand the item back untried; a
-        confirmation email is tried again after `server_down_max_backoff` seconds."""
-        error = str(exc) if not isinstance(exc, KeyError) else f"newsletter {exc} is not configured"
-        later = utcnow() + timedelta(seconds=self.settings.delivery.server_down_max_backoff)
-        if item.kind != "delivery" or item.edition_id is None:
-            log.error("message.unbuildable", kind=item.kind, error=error)
-            return Result(item, "released", next_attempt_at=later)
-        reason = (
-            f"messages could not be built: {error}; fix it, then "
-            f"`newsletter editions resume {item.edition_id}`"
-        )
-        async with self.context.db.engine.begin() as conn:
-            paused = await conn.run_sync(ledger.pause_edition, item.edition_id, reason[:2000])
-        self.recheck.edition_stopped(item.edition_id)
-        if paused:
+    async def _pause(self, edition_id: int, reason: str) -> None:
+        self.recheck.edition_stopped(edition_id)
+        if await self.editions.pause(edition_id, reason):
             metrics.EDITIONS_PAUSED.inc()
-            log.error("edition.paused", edition=item.edition_id, reason=reason)
-        return Result(item, "released")
+            log.error("edition.paused", edition=edition_id, reason=reason)
 
-    def _result(
-        self, item: WorkItem, verdict: Verdict, code: int | None, reply: str, message_id: str, hard: bool
-    ) -> Result:
-        next_attempt = None
-        if verdict is Verdict.RETRY:
-            next_attempt = utcnow() + timedelta(seconds=retry_delay(item.attempts, self.settings.delivery))
-        return Result(item, verdict.value, code, reply, message_id, next_attempt, hard)
+    async def _after_failures(self, edition_ids: set[int]) -> None:
+        for edition_id in edition_ids:
+            reason = await self.editions.pause_if_failing(edition_id)
+            if reason:
+                metrics.EDITIONS_PAUSED.inc()
+                self.recheck.edition_stopped(edition_id)
+                log.warning("edition.paused", edition=edition_id, reason=reason)
 
-    async def _ready(self, session: SmtpSession, stopping: asyncio.Event) -> bool:
-        """Make sure the session is open; while the server is down, wait (with growing pauses)
-        instead of spending the message's attempts. False if told to stop meanwhile."""
-        if session.connected and not session.due_for_reconnect():
-            return True
-        await session.close()
-        pause = 0.25
-        while not stopping.is_set():
-            try:
-                await session.open()
-                return True
-            except SmtpUnavailable as exc:
-                metrics.SMTP_UNAVAILABLE.inc()
-                log.warning(
-                    "smtp.unavailable",
-                    server=f"{self.settings.smtp.host}:{self.settings.smtp.port}",
-                    error=str(exc),
-                    retry_in=round(pause, 2),
-                )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), timeout=pause)
-                pause = min(pause * 2, self.settings.delivery.server_down_max_backoff)
-        return False
+    # -- leases ------------------------------------------------------------------------------
 
-    # -- housekeeping --------------------------------------------------------------------------
-
-    async def _housekeeping(self, finished: asyncio.Event) -> None:
-        delivery = self.settings.delivery
-        renew_every = max(1.0, delivery.lease_seconds / 3)
-        sweep_every = float(self.settings.scheduler.sweep_seconds)
+    async def _keep_leases(self, finished: asyncio.Event) -> None:
+        """Re-check readers and editions often, renew this worker's leases, and (the one sweeper
+        of the service) hand back every worker's expired ones."""
+        renew_every = max(1.0, self.options.lease.total_seconds() / 3)
         last_renew = last_sweep = time.monotonic()
         while not finished.is_set():
             with contextlib.suppress(TimeoutError):
@@ -404,41 +321,21 @@ class Worker:
                 await self.recheck.refresh()
                 if now - last_renew >= renew_every:
                     last_renew = now
-                    async with self.context.db.engine.begin() as conn:
-                        await conn.run_sync(
-                            ledger.renew_leases, owner=self.owner, until=utcnow() + self.lease
-                        )
-                if now - last_sweep >= sweep_every:
+                    await self.store.renew()
+                if now - last_sweep >= self.options.sweep_seconds:
                     last_sweep = now
-                    async with self.context.db.engine.begin() as conn:
-                        if await conn.run_sync(ledger.requeue_expired, now=utcnow()):
-                            self._wake_claimer.set()
+                    if requeued := await self.store.sweep():
+                        log.info("leases.requeued", rows=requeued)
+                        self._wake_claimer.set()
             except (OperationalError, DBAPIError, OSError) as exc:
                 log.warning("worker.housekeeping_failed", error=str(exc).splitlines()[0])
 
     async def _reclaim_dead_owners(self) -> None:
         """Leases of workers on this host whose process is gone come back at once."""
         host = socket.gethostname()
-        async with self.context.db.engine.begin() as conn:
-            dead = [o for o in await conn.run_sync(ledger.lease_owners) if _dead_local_owner(o, host)]
-            if dead and (count := await conn.run_sync(ledger.requeue_owners, dead, now=utcnow())):
-                log.info("worker.reclaimed", rows=count, owners=len(dead))
-
-    async def _after_failures(self, editions: set[int]) -> None:
-        delivery = self.settings.delivery
-        async with self.context.db.engine.begin() as conn:
-            for edition_id in editions:
-                reason = await conn.run_sync(
-                    ledger.pause_if_failing,
-                    edition_id,
-                    rate=delivery.pause_failure_rate,
-                    window=delivery.pause_window,
-                    now=utcnow(),
-                )
-                if reason:
-                    metrics.EDITIONS_PAUSED.inc()
-                    self.recheck.edition_stopped(edition_id)
-                    log.warning("edition.paused", edition=edition_id, reason=reason)
+        dead = [owner for owner in await self.store.lease_owners() if _dead_local_owner(owner, host)]
+        if dead and (count := await self.store.reclaim(dead)):
+            log.info("worker.reclaimed", rows=count, owners=len(dead))
 
 
 def _dead_local_owner(owner: str, host: str) -> bool:
@@ -457,14 +354,9 @@ def _dead_local_owner(owner: str, host: str) -> bool:
     return False
 
 
-def _kind(item: WorkItem) -> str:
-    return "confirmation" if item.kind == "message" else "digest"
-
-
-async def drain(context: AppContext, *, editions: set[int] | None = None) -> WorkerStats:
-    """Deliver everything due now (outbox first, then editions); return when nothing is due.
-
-    With `editions`, return once those editions are no longer sending (waiting for their retries).
-    """
-    worker = Worker(context, editions=editions, exit_when_idle=True)
-    return await worker.run(asyncio.Event())
+async def _wait(stopping: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.ensure_future(stopping.wait()), asyncio.ensure_future(wake.wait())]
+    await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    for waiter in waiters:
+        waiter.cancel()
+    wake.clear()

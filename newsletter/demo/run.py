@@ -17,17 +17,17 @@ from newsletter.articles.sample import write_fresh_sample_feed
 from newsletter.config import FeedConfig, Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Delivery, EditionVariant, Subscriber, utcnow
-from newsletter.delivery.worker import Worker
 from newsletter.demo.capture import CaptureServer
 from newsletter.editions import service
+from newsletter.editions.sending import drain
 from newsletter.editions.service import EditionReport
+from newsletter.personal.recipients import PersonalMail
+from newsletter.personal.tokens import LinkOwner
 from newsletter.rendering import PersonalTokens
 from newsletter.subscriptions.adding import add_batch
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.forms import NewSubscriber
-from newsletter.subscriptions.links import Links
-from newsletter.subscriptions.tokens import LinkOwner
 
 SECTIONS = ["World", "Politics", "Business", "Economy", "Energy", "Defence", "Immigration", "UK"]
 
@@ -139,7 +139,7 @@ async def demo(
             progress("building today's edition")
             edition = await service.start_edition(context, None, trigger="demo")
             progress(f"sending edition {edition.id} through the capture SMTP server")
-            await Worker(context, editions={edition.id}, exit_when_idle=True).run(asyncio.Event())
+            await drain(context, editions={edition.id})
             report = await service.report(context, edition.id)
             await _write_digest(context, edition.id, paths.digest)
             result = DemoResult(
@@ -188,17 +188,10 @@ async def _write_digest(context: AppContext, edition_id: int, target: Path) -> N
     if row is None:
         return
     variant, reader = row
-    links = Links(context.settings)
     owner = LinkOwner(reader.id, reader.token_nonce)
     newsletter = context.settings.newsletters[0].id
-    html = PersonalTokens.stored(variant.token_nonce).fill_html(
-        variant.html,
-        {
-            "unsubscribe_url": links.unsubscribe(owner, newsletter),
-            "preferences_url": links.preferences(owner),
-            "email": reader.email or "",
-        },
-    )
+    fields = PersonalMail(context.settings).digest_fields(owner, reader.email or "", newsletter)
+    html = PersonalTokens.stored(variant.token_nonce).fill_html(variant.html, fields)
     await asyncio.to_thread(target.write_text, html, encoding="utf-8")
 
 

@@ -8,18 +8,16 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import Integer, String, Table, and_, exists, func, insert, literal, select, update
+from sqlalchemy import Integer, String, and_, exists, func, literal, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.config import NewsletterConfig
 from newsletter.context import AppContext
 from newsletter.database.models import (
-    Article,
     Delivery,
     Edition,
     EditionVariant,
@@ -28,14 +26,17 @@ from newsletter.database.models import (
     UTCDateTime,
     utcnow,
 )
-from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.database.sections import parse_sections
+from newsletter.delivery.store import LEDGER
+from newsletter.editions import lifecycle
+from newsletter.editions.selection import select_articles, window_start
 from newsletter.errors import RenderError
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
+from newsletter.states import DeliveryStatus, EditionStatus, SubscriberStatus
 
 log = get_logger(__name__)
 
-DELIVERIES = cast(Table, Delivery.__table__)
 EMPTY_REASON = "no new articles for this reader's sections"
 
 
@@ -65,7 +66,7 @@ async def open_edition(
             newsletter_id=newsletter.id,
             edition_date=day,
             sequence=sequence,
-            status="building",
+            status=EditionStatus.BUILDING,
             trigger=trigger,
             since_at=await window_start(session, newsletter, now),
             cutoff_at=now,
@@ -118,11 +119,7 @@ async def build_edition(context: AppContext, edition_id: int, renderer: DigestRe
 async def _pause_unbuilt(context: AppContext, edition_id: int, error: str) -> Edition:
     reason = f"could not be built: {error}; fix it, then `newsletter editions resume {edition_id}`"
     async with context.db.session() as session:
-        await session.execute(
-            update(Edition)
-            .where(Edition.id == edition_id, Edition.status == "building")
-            .values(status="paused", pause_reason=reason)
-        )
+        await session.run_sync(lambda sync: lifecycle.pause(sync.connection(), edition_id, reason))
         await session.commit()
         edition = await session.get(Edition, edition_id)
     assert edition is not None
@@ -135,7 +132,7 @@ async def _build(context: AppContext, edition_id: int, renderer: DigestRenderer)
     async with context.db.session() as session:
         # One builder at a time: a second one waits here, then finds the edition built.
         edition = await session.get(Edition, edition_id, with_for_update=True)
-        if edition is None or edition.status != "building":
+        if edition is None or edition.status != EditionStatus.BUILDING:
             assert edition is not None, f"edition {edition_id} not found"
             return edition
         newsletter = settings.newsletter(edition.newsletter_id)
@@ -156,10 +153,9 @@ async def _build(context: AppContext, edition_id: int, renderer: DigestRenderer)
             select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
         )
         now = utcnow()
-        await session.execute(
-            update(Edition)
-            .where(Edition.id == edition.id, Edition.status == "building")
-            .values(total=int(total or 0), status="sending", started_at=now)
+        count = int(total or 0)
+        await session.run_sync(
+            lambda sync: lifecycle.built(sync.connection(), edition_id, total=count, now=now)
         )
         await session.commit()
         await session.refresh(edition)
@@ -174,7 +170,7 @@ async def _choices(session: AsyncSession, newsletter: NewsletterConfig) -> list[
     rows = await session.execute(
         select(Subscription.sections, timezone)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-        .where(Subscription.newsletter_id == newsletter.id, Subscriber.status == "active")
+        .where(Subscription.newsletter_id == newsletter.id, Subscriber.status == SubscriberStatus.ACTIVE)
         .distinct()
     )
     return [Choice(sections, tz) for sections, tz in rows.all()]
@@ -233,7 +229,9 @@ async def _enqueue(
     grace = timedelta(hours=grace_hours)
     # Due times are reckoned from the edition's own moment, so a rebuild gives the same ones.
     due = _due(newsletter, choice.timezone, edition.cutoff_at, grace) if variant_id is not None else now
-    status, reply = ("queued", None) if variant_id is not None else ("skipped", EMPTY_REASON)
+    status, reply = (
+        (DeliveryStatus.QUEUED, None) if variant_id is not None else (DeliveryStatus.SKIPPED, EMPTY_REASON)
+    )
     timezone_matches = (
         Subscriber.timezone.is_(None) if choice.timezone is None else Subscriber.timezone == choice.timezone
     )
@@ -253,7 +251,7 @@ async def _enqueue(
         .where(
             Subscription.newsletter_id == newsletter.id,
             Subscription.sections == choice.sections,
-            Subscriber.status == "active",
+            Subscriber.status == SubscriberStatus.ACTIVE,
             ~exists().where(and_(Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id)),
         )
     )
@@ -269,7 +267,7 @@ async def _enqueue(
         "updated_at",
         "last_reply",
     ]
-    await session.execute(insert(DELIVERIES).from_select(columns, source))
+    await session.run_sync(lambda sync: LEDGER.enqueue_edition(sync.connection(), source, columns))
 
 
 def _due(newsletter: NewsletterConfig, timezone: str | None, now: datetime, grace: timedelta) -> datetime:
@@ -285,9 +283,3 @@ def _due(newsletter: NewsletterConfig, timezone: str | None, now: datetime, grac
     trigger = CronTrigger.from_crontab(newsletter.schedule, timezone=zone)
     fire: datetime | None = trigger.get_next_fire_time(None, (now - grace).astimezone(zone))
     return max(fire, now) if fire is not None else now
-
-
-async def articles_of(session: AsyncSession, variant: EditionVariant) -> list[Article]:
-    ids = [int(i) for i in json.loads(variant.article_ids)]
-    found = {a.id: a for a in (await session.scalars(select(Article).where(Article.id.in_(ids)))).all()}
-    return [found[i] for i in ids if i in found]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -11,18 +10,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.config import NewsletterConfig
 from newsletter.database.models import Article, Edition
-
-
-def canonical_sections(sections: Sequence[str]) -> str:
-    """The stored form of a choice of sections: a sorted JSON list, "[]" for all."""
-    return json.dumps(sorted(set(sections)), ensure_ascii=False)
-
-
-def parse_sections(stored: str | None) -> list[str]:
-    if not stored:
-        return []
-    value = json.loads(stored)
-    return [str(s) for s in value] if isinstance(value, list) else []
 
 
 def effective_sections(newsletter: NewsletterConfig, chosen: Sequence[str]) -> list[str]:

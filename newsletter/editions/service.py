@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from newsletter.context import AppContext
-from newsletter.database.models import Delivery, Edition, utcnow
-from newsletter.delivery import ledger
+from newsletter.database.models import Edition, utcnow
+from newsletter.delivery.store import LEDGER
+from newsletter.editions import lifecycle
 from newsletter.editions.builder import build_edition, open_edition
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
+from newsletter.states import UNFINISHED, EditionStatus
 
 log = get_logger(__name__)
 
@@ -47,7 +48,7 @@ class EditionReport:
 
     @property
     def unfinished(self) -> int:
-        return sum(self.counts.get(s, 0) for s in ledger.UNFINISHED)
+        return sum(self.counts.get(s, 0) for s in UNFINISHED)
 
 
 def newsletter_or_error(
@@ -88,7 +89,7 @@ async def report(context: AppContext, edition_id: int) -> EditionReport:
         if edition is None:
             raise NotFound(f"edition {edition_id}")
         conn = await session.connection()
-        counts = await conn.run_sync(ledger.edition_counts, edition_id)
+        counts = await conn.run_sync(LEDGER.edition_counts, edition_id)
     return _report(edition, counts)
 
 
@@ -113,31 +114,22 @@ async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionR
     async with context.db.session() as session:
         editions = (await session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit))).all()
         conn = await session.connection()
-        return [_report(e, await conn.run_sync(ledger.edition_counts, e.id)) for e in editions]
+        return [_report(e, await conn.run_sync(LEDGER.edition_counts, e.id)) for e in editions]
 
 
 async def resume(context: AppContext, edition_id: int) -> EditionReport:
-    """Continue a paused edition (no more automatic pauses for it), or finish building one:
-    an edition paused before it was built (its template failed) is built again."""
-    async with context.db.session() as session:
-        edition = await session.get(Edition, edition_id)
-        if edition is None:
+    """Continue a paused edition (no more automatic pauses for it), or build one that was paused
+    before it was ever built, or finish building one whose builder died."""
+    async with context.db.engine.begin() as conn:
+        status = await conn.scalar(select(Edition.status).where(Edition.id == edition_id))
+        if status is None:
             raise NotFound(f"edition {edition_id}")
-        if edition.status not in ("paused", "building"):
-            raise InvalidInput("edition", f"edition {edition_id} is {edition.status}, not paused")
-        unbuilt = edition.started_at is None
-        if edition.status == "paused":
-            await session.execute(
-                update(Edition)
-                .where(Edition.id == edition_id, Edition.status == "paused")
-                .values(
-                    status="building" if unbuilt else "sending",
-                    auto_pause=edition.auto_pause if unbuilt else False,
-                    pause_reason=None,
-                )
-            )
-            await session.commit()
-    if unbuilt:
+        if status not in (EditionStatus.PAUSED, EditionStatus.BUILDING):
+            raise InvalidInput("edition", f"edition {edition_id} is {status}, not paused")
+        resumed = (
+            await conn.run_sync(lifecycle.resume, edition_id) if status == EditionStatus.PAUSED else None
+        )
+    if status == EditionStatus.BUILDING or resumed is EditionStatus.BUILDING:
         await build_edition(context, edition_id, DigestRenderer(context.settings))
     log.info("edition.resumed", edition=edition_id)
     return await report(context, edition_id)
@@ -145,33 +137,11 @@ async def resume(context: AppContext, edition_id: int) -> EditionReport:
 
 async def cancel(context: AppContext, edition_id: int) -> EditionReport:
     """Stop further sends of an edition: what is not yet sent is skipped."""
-    now = utcnow()
-    async with context.db.session() as session:
-        edition = await session.get(Edition, edition_id)
-        if edition is None:
+    async with context.db.engine.begin() as conn:
+        status = await conn.scalar(select(Edition.status).where(Edition.id == edition_id))
+        if status is None:
             raise NotFound(f"edition {edition_id}")
-        if edition.status in ("done", "cancelled"):
-            raise InvalidInput("edition", f"edition {edition_id} is already {edition.status}")
-        await session.execute(
-            update(Edition).where(Edition.id == edition_id).values(status="cancelled", finished_at=now)
-        )
-        await session.execute(
-            update(Delivery)
-            .where(Delivery.edition_id == edition_id, Delivery.status.in_(ledger.PENDING))
-            .values(status="skipped", last_reply="edition cancelled", updated_at=now)
-        )
-        await session.commit()
+        if not await conn.run_sync(lifecycle.cancel, edition_id, now=utcnow()):
+            raise InvalidInput("edition", f"edition {edition_id} is already {status}")
     log.info("edition.cancelled", edition=edition_id)
     return await report(context, edition_id)
-
-
-async def wait_for_build(tasks: set[asyncio.Task[Any]], task: asyncio.Task[Any]) -> None:
-    """Keep a background build referenced until it ends, and log its failure."""
-    tasks.add(task)
-
-    def done(finished: asyncio.Task[Any]) -> None:
-        tasks.discard(finished)
-        if not finished.cancelled() and finished.exception() is not None:
-            log.error("edition.build_failed", error=repr(finished.exception()))
-
-    task.add_done_callback(done)

@@ -11,12 +11,12 @@ from sqlalchemy import func, select
 from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Subscriber, Subscription, utcnow
+from newsletter.database.sections import parse_sections
 from newsletter.delivery.smtp import SmtpReply, SmtpSession
-from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.editions.selection import select_articles, window_start
 from newsletter.editions.service import newsletter_or_error
-from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, make_message_id
-from newsletter.rendering.preview import NOBODY
-from newsletter.subscriptions.links import Links
+from newsletter.personal.recipients import PersonalMail
+from newsletter.rendering import DigestRenderer, MessageTemplate
 
 
 @dataclass(frozen=True)
@@ -61,9 +61,10 @@ async def dry_run(
                         renderer.render_digest, newsletter, now.date(), articles
                     )
                     template = MessageTemplate.digest(context.settings, newsletter, rendered, date=now)
-                    sample = template.build(
-                        _recipient(context, newsletter.id, "reader@example.com", "dry-run")
+                    reader = PersonalMail(context.settings).sample(
+                        "reader@example.com", newsletter.id, "dry-run"
                     )
+                    sample = template.build(reader)
                     size, subject = len(sample.data), rendered.subject
                 planned.append(PlannedVariant(chosen, int(count), len(articles), subject, size))
     return planned
@@ -84,23 +85,11 @@ async def send_test_copy(
         DigestRenderer(context.settings).render_digest, newsletter, now.date(), articles
     )
     template = MessageTemplate.digest(context.settings, newsletter, rendered, date=now)
-    message = template.build(_recipient(context, newsletter.id, email, f"test.{int(now.timestamp())}"))
+    tag = f"t.test.{int(now.timestamp())}"
+    message = template.build(PersonalMail(context.settings).sample(email, newsletter.id, tag))
     session_smtp = SmtpSession(context.settings.smtp)
     await session_smtp.open()
     try:
         return await session_smtp.send(email, message.data, smtputf8=message.smtputf8)
     finally:
         await session_smtp.close()
-
-
-def _recipient(context: AppContext, newsletter_id: str, email: str, tag: str) -> Recipient:
-    links = Links(context.settings)
-    return Recipient(
-        email=email,
-        message_id=make_message_id(context.settings, "t", tag),
-        fields={
-            "unsubscribe_url": links.unsubscribe(NOBODY, newsletter_id),
-            "preferences_url": links.preferences(NOBODY),
-            "email": email,
-        },
-    )

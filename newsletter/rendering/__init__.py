@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from newsletter.rendering.digest import DigestRenderer, RenderedEmail, digest_subject
-from newsletter.rendering.headers import make_message_id
 from newsletter.rendering.message import MessageTemplate, OutgoingMessage, Recipient
 from newsletter.rendering.placeholders import PersonalTokens
 
@@ -15,5 +14,4 @@ __all__ = [
     "Recipient",
     "RenderedEmail",
     "digest_subject",
-    "make_message_id",
 ]

@@ -99,15 +99,24 @@ class MessageTemplate:
 
     @classmethod
     def digest(
-        cls, settings: Settings, newsletter: NewsletterConfig, rendered: RenderedEmail, *, date: datetime
+        cls,
+        settings: Settings,
+        newsletter: NewsletterConfig,
+        rendered: RenderedEmail,
+        *,
+        date: datetime,
+        signer: DkimSigner | None = None,
     ) -> MessageTemplate:
+        """`signer`: one made already (its key parsed once); else one from settings.dkim."""
         head = digest_headers(settings, newsletter, rendered.subject, date)
-        return cls._assemble(settings, rendered, head, DIGEST_FIELDS)
+        return cls._assemble(settings, rendered, head, DIGEST_FIELDS, signer)
 
     @classmethod
-    def confirmation(cls, settings: Settings, rendered: RenderedEmail, *, date: datetime) -> MessageTemplate:
+    def confirmation(
+        cls, settings: Settings, rendered: RenderedEmail, *, date: datetime, signer: DkimSigner | None = None
+    ) -> MessageTemplate:
         head = confirmation_headers(settings, rendered.subject, date)
-        return cls._assemble(settings, rendered, head, CONFIRMATION_FIELDS)
+        return cls._assemble(settings, rendered, head, CONFIRMATION_FIELDS, signer)
 
     @classmethod
     def _assemble(
@@ -116,6 +125,7 @@ class MessageTemplate:
         rendered: RenderedEmail,
         head: HeaderBlock,
         allowed: frozenset[str],
+        signer: DkimSigner | None,
     ) -> MessageTemplate:
         text = _with_final_newline(rendered.text)
         page = _with_final_newline(rendered.html)
@@ -138,7 +148,8 @@ class MessageTemplate:
             *_body_segments(tokens, page, "html"),
             f"--{mark}--\r\n".encode("ascii"),
         ]
-        signer = DkimSigner(settings.dkim) if settings.dkim.enabled else None
+        if signer is None and settings.dkim.enabled:
+            signer = DkimSigner(settings.dkim)
         return cls(segments, signer=signer, signed_headers=[*head.signed, *_SIGNED_MIME], smtputf8=head.utf8)
 
     @property

@@ -11,12 +11,12 @@ from newsletter.config import FeedConfig, NewsletterConfig
 from newsletter.context import AppContext
 from newsletter.database.models import Edition, utcnow
 from newsletter.database.ratelimit import forget_windows
-from newsletter.delivery import ledger
 from newsletter.editions.builder import build_edition, open_edition
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
 from newsletter.scheduling import metrics
 from newsletter.scheduling.timing import edition_day, missed_run
+from newsletter.states import EditionStatus
 from newsletter.subscriptions.erasure import expire_pending
 
 log = get_logger(__name__)
@@ -35,7 +35,7 @@ async def scheduled_edition(
     )
     if created:
         metrics.EDITIONS_CREATED.labels(newsletter.id, trigger).inc()
-    if edition.status == "building":
+    if edition.status == EditionStatus.BUILDING:
         edition = await build_edition(context, edition.id, DigestRenderer(context.settings))
     return edition.id if created else None
 
@@ -61,16 +61,14 @@ async def catch_up(context: AppContext, now: datetime | None = None) -> list[int
 
 
 async def sweep(context: AppContext) -> None:
-    """Hand back expired leases and finish editions whose builder died."""
+    """Finish building editions whose builder died (expired leases are the workers' to sweep)."""
     now = utcnow()
-    async with context.db.engine.begin() as conn:
-        requeued = await conn.run_sync(ledger.requeue_expired, now=now)
-    if requeued:
-        log.info("leases.requeued", rows=requeued)
     async with context.db.session() as session:
         stale = (
             await session.scalars(
-                select(Edition.id).where(Edition.status == "building", Edition.created_at < now - STALE_BUILD)
+                select(Edition.id).where(
+                    Edition.status == EditionStatus.BUILDING, Edition.created_at < now - STALE_BUILD
+                )
             )
         ).all()
     for edition_id in stale:

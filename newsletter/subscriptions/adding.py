@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.config import Settings
 from newsletter.database.models import Event, Subscriber, Subscription, Suppression, utcnow
-from newsletter.delivery.ledger import skip_pending_for
-from newsletter.delivery.outbox import enqueue_confirmations
-from newsletter.editions.selection import canonical_sections
-from newsletter.subscriptions import audit, status
+from newsletter.database.sections import canonical_sections
+from newsletter.delivery.store import enqueue_confirmations, skip_for
+from newsletter.states import REFUSING, SubscriberStatus
+from newsletter.subscriptions import audit
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.choices import Choices, default_newsletters
 from newsletter.subscriptions.forms import NewSubscriber
@@ -115,7 +115,7 @@ def _plan(
     if current is None:
         planned[key] = _new(settings, entry, now)
         return EntryResult(Outcome.ADDED)
-    if current.status in status.REFUSING and not entry.unsubscribed:
+    if current.status in REFUSING and not entry.unsubscribed:
         return EntryResult(Outcome.SUPPRESSED, f"{current.status}: only the reader can sign up again")
     _update(current, entry, now)
     return EntryResult(Outcome.UPDATED)
@@ -125,14 +125,36 @@ def _new(settings: Settings, entry: NewSubscriber, now: datetime) -> _Planned:
     choices = entry.choices or {n: [] for n in default_newsletters(settings)}
     if entry.unsubscribed:
         return _Planned(
-            None, entry.address.email, status.UNSUBSCRIBED, entry.timezone, None, now, {}, changed=True
+            None,
+            entry.address.email,
+            SubscriberStatus.UNSUBSCRIBED,
+            entry.timezone,
+            None,
+            now,
+            {},
+            changed=True,
         )
     if entry.confirmed or not settings.subscriptions.double_opt_in:
         return _Planned(
-            None, entry.address.email, status.ACTIVE, entry.timezone, now, None, choices, changed=True
+            None,
+            entry.address.email,
+            SubscriberStatus.ACTIVE,
+            entry.timezone,
+            now,
+            None,
+            choices,
+            changed=True,
         )
     return _Planned(
-        None, entry.address.email, status.PENDING, entry.timezone, None, None, choices, True, changed=True
+        None,
+        entry.address.email,
+        SubscriberStatus.PENDING,
+        entry.timezone,
+        None,
+        None,
+        choices,
+        True,
+        changed=True,
     )
 
 
@@ -141,15 +163,15 @@ def _update(current: _Planned, entry: NewSubscriber, now: datetime) -> None:
     if entry.timezone:
         current.timezone = entry.timezone
     if entry.unsubscribed:
-        if current.status != status.UNSUBSCRIBED:
-            current.status, current.unsubscribed_at = status.UNSUBSCRIBED, now
+        if current.status != SubscriberStatus.UNSUBSCRIBED:
+            current.status, current.unsubscribed_at = SubscriberStatus.UNSUBSCRIBED, now
             current.newly_unsubscribed = current.id is not None
         current.choices, current.owes_confirmation = {}, False
         return
     if entry.choices is not None:
         current.choices = entry.choices
-    if entry.confirmed and current.status == status.PENDING:
-        current.status, current.confirmed_at, current.owes_confirmation = status.ACTIVE, now, False
+    if entry.confirmed and current.status == SubscriberStatus.PENDING:
+        current.status, current.confirmed_at, current.owes_confirmation = SubscriberStatus.ACTIVE, now, False
 
 
 async def _write(
@@ -171,7 +193,7 @@ async def _write(
     for p in existing:
         if p.newly_unsubscribed:
             assert p.id is not None
-            await skip_pending_for(session, p.id, None, now=now)
+            await skip_for(session, p.id, None, now=now)
 
 
 async def _insert_new(session: AsyncSession, actor: Actor, new: dict[str, _Planned], now: datetime) -> None:

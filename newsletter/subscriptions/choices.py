@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from newsletter.config import Settings
-from newsletter.editions.selection import parse_sections
+from newsletter.database.sections import parse_sections
 from newsletter.errors import InvalidInput
 from newsletter.subscriptions.addresses import clean_text
 

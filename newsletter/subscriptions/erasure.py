@@ -10,17 +10,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from newsletter.config import Settings
 from newsletter.database.models import (
     Delivery,
-    Message,
     Subscriber,
     Subscription,
     Suppression,
     new_token_nonce,
     utcnow,
 )
-from newsletter.delivery.ledger import skip_pending_for
+from newsletter.delivery.store import LEDGER, skip_for, within
 from newsletter.errors import NotFound
 from newsletter.logs import get_logger
-from newsletter.subscriptions import audit, status
+from newsletter.states import SubscriberStatus
+from newsletter.subscriptions import audit
 from newsletter.subscriptions.addresses import Address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.service import find_by_key
@@ -40,23 +40,18 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
     subscriber = await find_by_key(session, address.key, lock=True)
     if subscriber is None:
         raise NotFound("no subscriber has that address")
-    await skip_pending_for(session, subscriber.id, None, reason=ERASED, now=now)
+    await skip_for(session, subscriber.id, None, reason=ERASED, now=now)
     await session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
     # SMTP replies often quote the address.
-    for table in (Delivery, Message):
-        await session.execute(
-            update(table)
-            .where(table.subscriber_id == subscriber.id, table.last_reply.is_not(None))
-            .values(last_reply=ERASED),
-            execution_options={"synchronize_session": False},
-        )
+    # SMTP replies often quote the address.
+    await within(session, lambda conn: LEDGER.scrub_replies(conn, subscriber.id, replacement=ERASED))
     subscriber.email = None
     subscriber.email_key = None
     subscriber.timezone = None
     # Every link ever sent to the reader stops working.
     subscriber.token_nonce = new_token_nonce()
     subscriber.legacy_links = False
-    subscriber.status = status.ERASED
+    subscriber.status = SubscriberStatus.ERASED
     subscriber.updated_at = now
     await audit.scrub(session, subscriber.id)
     audit.record(session, audit.ERASURE, subscriber.id, actor, at=now)
@@ -77,7 +72,7 @@ async def expire_pending(session: AsyncSession, *, settings: Settings, now: date
     now = now or utcnow()
     cutoff = now - timedelta(days=settings.subscriptions.pending_expiry_days)
     never_confirmed = select(Subscriber.id).where(
-        Subscriber.status == status.PENDING,
+        Subscriber.status == SubscriberStatus.PENDING,
         Subscriber.updated_at < cutoff,
         Subscriber.confirmed_at.is_(None),
         ~exists().where(Delivery.subscriber_id == Subscriber.id),
@@ -92,19 +87,19 @@ async def expire_pending(session: AsyncSession, *, settings: Settings, now: date
         (
             await session.scalars(
                 select(Subscriber.id).where(
-                    Subscriber.status == status.PENDING, Subscriber.updated_at < cutoff
+                    Subscriber.status == SubscriberStatus.PENDING, Subscriber.updated_at < cutoff
                 )
             )
         ).all()
     )
     for subscriber_id in lapsed:
         await session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber_id))
-        await skip_pending_for(session, subscriber_id, None, reason="expired", now=now)
+        await skip_for(session, subscriber_id, None, reason="expired", now=now)
     if lapsed:
         await session.execute(
             update(Subscriber)
             .where(Subscriber.id.in_(lapsed))
-            .values(status=status.UNSUBSCRIBED, updated_at=now),
+            .values(status=SubscriberStatus.UNSUBSCRIBED, updated_at=now),
             execution_options={"synchronize_session": False},
         )
     count = len(doomed) + len(lapsed)

@@ -14,7 +14,7 @@ from sqlalchemy import Row, Select, select
 
 from newsletter.database.engine import READ_ONLY, Database
 from newsletter.database.models import Subscriber, Subscription
-from newsletter.editions.selection import parse_sections
+from newsletter.database.sections import parse_sections
 from newsletter.errors import InvalidInput
 from newsletter.subscriptions.csvfiles import neutralise
 

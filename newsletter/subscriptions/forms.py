@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from newsletter.config import Settings
 from newsletter.errors import InvalidInput
-from newsletter.subscriptions import status
+from newsletter.states import SubscriberStatus
 from newsletter.subscriptions.addresses import Address, clean_text, normalise_address
 from newsletter.subscriptions.choices import (
     Choices,
@@ -24,7 +24,7 @@ SIGNUP_FIELDS = ("email", "newsletters", "sections", "timezone", HONEYPOT)
 LIST_FIELDS = ("newsletters", "sections")
 ENTRY_FIELDS = ("email", "newsletters", "sections", "timezone", "confirmed")
 # Statuses an import may set; anything else is refused.
-IMPORTABLE = (status.PENDING, status.ACTIVE, status.UNSUBSCRIBED)
+IMPORTABLE = (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE, SubscriberStatus.UNSUBSCRIBED)
 
 
 @dataclass(frozen=True)

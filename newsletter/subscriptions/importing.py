@@ -16,7 +16,7 @@ from pathlib import Path
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.errors import InvalidInput
-from newsletter.subscriptions import status
+from newsletter.states import SubscriberStatus
 from newsletter.subscriptions.adding import Outcome, add_batch
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
@@ -67,10 +67,10 @@ def parse_row(settings: Settings, columns: list[str], cells: list[str], *, confi
         address=normalise_address(row["email"], field="email"),
         choices=entry_choices(settings, _listed(row.get("newsletters")), _listed(row.get("sections"))),
         timezone=check_timezone("timezone", row.get("timezone")),
-        confirmed=row_status == status.ACTIVE
+        confirmed=row_status == SubscriberStatus.ACTIVE
         or said_confirmed
-        or (confirmed and row_status != status.PENDING),
-        unsubscribed=row_status == status.UNSUBSCRIBED,
+        or (confirmed and row_status != SubscriberStatus.PENDING),
+        unsubscribed=row_status == SubscriberStatus.UNSUBSCRIBED,
     )
 
 

@@ -11,9 +11,9 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.database.models import Subscriber, Subscription
-from newsletter.editions.selection import parse_sections
+from newsletter.database.sections import parse_sections
 from newsletter.errors import InvalidInput
-from newsletter.subscriptions import status as statuses
+from newsletter.states import SubscriberStatus
 from newsletter.subscriptions.choices import Choices
 
 MAX_PER_PAGE = 500
@@ -41,14 +41,16 @@ class SubscriberView:
 def check_status(value: str | None, field: str = "status") -> str | None:
     if value in (None, ""):
         return None
-    if value not in statuses.ALL:
-        raise InvalidInput(field, f"must be one of {', '.join(statuses.ALL)}")
+    if value not in tuple(SubscriberStatus):
+        raise InvalidInput(field, f"must be one of {', '.join(tuple(SubscriberStatus))}")
     return value
 
 
 def _filtered(query: Select[Any], status: str | None) -> Select[Any]:
     # Erased subscribers keep a row without an address; only asked for by name.
-    return query.where(Subscriber.status == status if status else Subscriber.status != statuses.ERASED)
+    return query.where(
+        Subscriber.status == status if status else Subscriber.status != SubscriberStatus.ERASED
+    )
 
 
 async def count_subscribers(session: AsyncSession, *, status: str | None = None) -> int:

@@ -17,16 +17,16 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from newsletter.config import Settings
 from newsletter.database.models import Event, Subscriber, Subscription, Suppression, utcnow
+from newsletter.database.sections import canonical_sections
 from newsletter.database.upsert import insert_for
-from newsletter.delivery.ledger import skip_pending_for
-from newsletter.delivery.outbox import enqueue_confirmations
-from newsletter.editions.selection import canonical_sections
+from newsletter.delivery.store import enqueue_confirmations, skip_for
 from newsletter.logs import get_logger
-from newsletter.subscriptions import audit, status
+from newsletter.personal.tokens import LinkNoLongerValid, LinkOwner, TokenData, owns
+from newsletter.states import SubscriberStatus
+from newsletter.subscriptions import audit
 from newsletter.subscriptions.addresses import Address, email_hash
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.choices import Choices, choices_from_rows
-from newsletter.subscriptions.tokens import LinkNoLongerValid, LinkOwner, TokenData, owns
 
 log = get_logger(__name__)
 
@@ -172,7 +172,9 @@ async def _signup_once(
         await enqueue_confirmations(
             conn, [(subscriber_id, _confirmation_newsletter(request.choices))], now=now
         )
-    outcome = SignupOutcome(subscriber_id, status.PENDING if double_opt_in else status.ACTIVE, new=True)
+    outcome = SignupOutcome(
+        subscriber_id, SubscriberStatus.PENDING if double_opt_in else SubscriberStatus.ACTIVE, new=True
+    )
     await _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
     return outcome
 
@@ -228,8 +230,8 @@ async def _signup_again(
     known = (await conn.execute(_KNOWN, {"key": request.address.key})).one_or_none()
     if known is None:  # erased since the INSERT found it (PostgreSQL; SQLite serialises writers)
         return None
-    if known.status == status.ACTIVE:
-        outcome = SignupOutcome(known.id, status.ACTIVE, new=False)
+    if known.status == SubscriberStatus.ACTIVE:
+        outcome = SignupOutcome(known.id, SubscriberStatus.ACTIVE, new=False)
         await _record_signup(conn, outcome, actor, now, {"outcome": "already-active"})
         return outcome
     await replace_subscriptions(conn, known.id, request.choices, now)
@@ -245,7 +247,7 @@ async def _signup_again(
         newsletter_id = _confirmation_newsletter(request.choices)
         await enqueue_confirmations(conn, [(known.id, newsletter_id)], now=now)
     else:
-        changes["status"] = status.PENDING
+        changes["status"] = SubscriberStatus.PENDING
     await conn.execute(update(Subscriber).where(Subscriber.id == known.id).values(changes))
     outcome = SignupOutcome(known.id, str(changes["status"]), new=False)
     await _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
@@ -254,11 +256,11 @@ async def _signup_again(
 
 def _pending(now: datetime) -> dict[str, object]:
     """A pending subscriber that is sent its confirmation now."""
-    return {"status": status.PENDING, "confirmation_sent_at": now}
+    return {"status": SubscriberStatus.PENDING, "confirmation_sent_at": now}
 
 
 def _active(now: datetime) -> dict[str, object]:
-    return {"status": status.ACTIVE, "confirmed_at": now, "hard_bounces": 0}
+    return {"status": SubscriberStatus.ACTIVE, "confirmed_at": now, "hard_bounces": 0}
 
 
 def _may_resend(settings: Settings, last_sent: datetime | None, now: datetime) -> bool:
@@ -284,7 +286,7 @@ async def _record_signup(
 
 
 def _activate(subscriber: Subscriber, now: datetime) -> None:
-    subscriber.status = status.ACTIVE
+    subscriber.status = SubscriberStatus.ACTIVE
     subscriber.confirmed_at = now
     subscriber.hard_bounces = 0
     subscriber.updated_at = now
@@ -300,13 +302,15 @@ async def confirm(
     was meant for someone else.
     """
     now = now or utcnow()
-    subscriber = await link_holder(session, link, statuses=(status.PENDING, status.ACTIVE), lock=True)
+    subscriber = await link_holder(
+        session, link, statuses=(SubscriberStatus.PENDING, SubscriberStatus.ACTIVE), lock=True
+    )
     issued_at = link.issued_at
     if issued_at is not None:
         for moment in (subscriber.unsubscribed_at, subscriber.created_at):
             if moment is not None and issued_at < moment.replace(microsecond=0):
                 raise LinkNoLongerValid(NO_LONGER_VALID)
-    if subscriber.status == status.ACTIVE:
+    if subscriber.status == SubscriberStatus.ACTIVE:
         return Confirmed(Confirmation.ALREADY_CONFIRMED, link_owner(subscriber))
     _activate(subscriber, now)
     if subscriber.email_key is not None:
@@ -334,17 +338,17 @@ async def unsubscribe(
     """
     now = now or utcnow()
     subscriber = await locked(session, subscriber_id)
-    if subscriber is None or subscriber.status == status.ERASED:
+    if subscriber is None or subscriber.status == SubscriberStatus.ERASED:
         return False
     query = delete(Subscription).where(Subscription.subscriber_id == subscriber_id)
     if newsletter_id is not None:
         query = query.where(Subscription.newsletter_id == newsletter_id)
     removed = int(getattr(await session.execute(query), "rowcount", 0) or 0)
     remaining = len(await current_choices(session, subscriber_id)) if newsletter_id is not None else 0
-    await skip_pending_for(session, subscriber_id, newsletter_id if remaining else None, now=now)
+    await skip_for(session, subscriber_id, newsletter_id if remaining else None, now=now)
     changed = removed > 0
-    if remaining == 0 and subscriber.status != status.UNSUBSCRIBED:
-        subscriber.status = status.UNSUBSCRIBED
+    if remaining == 0 and subscriber.status != SubscriberStatus.UNSUBSCRIBED:
+        subscriber.status = SubscriberStatus.UNSUBSCRIBED
         subscriber.unsubscribed_at = now
         changed = True
     if changed:
@@ -366,7 +370,9 @@ async def preferences_of(
 ) -> tuple[Subscriber, Choices]:
     """The subscriber a preferences link belongs to, if its preferences may be changed, with
     its choices; else LinkNoLongerValid."""
-    subscriber = await link_holder(session, link, statuses=(status.PENDING, status.ACTIVE), lock=lock)
+    subscriber = await link_holder(
+        session, link, statuses=(SubscriberStatus.PENDING, SubscriberStatus.ACTIVE), lock=lock
+    )
     return subscriber, await current_choices(session, subscriber.id)
 
 
@@ -382,7 +388,7 @@ async def update_preferences(
     """Replace the reader's newsletters and sections; no newsletter at all unsubscribes."""
     now = now or utcnow()
     subscriber = await locked(session, subscriber_id)
-    if subscriber is None or subscriber.status not in (status.PENDING, status.ACTIVE):
+    if subscriber is None or subscriber.status not in (SubscriberStatus.PENDING, SubscriberStatus.ACTIVE):
         raise LinkNoLongerValid(NO_LONGER_VALID)
     if not choices:
         await unsubscribe(session, subscriber_id=subscriber_id, newsletter_id=None, actor=actor, now=now)
@@ -390,7 +396,7 @@ async def update_preferences(
     before = await current_choices(session, subscriber_id)
     await replace_subscriptions(session, subscriber_id, choices, now)
     for dropped in set(before) - set(choices):
-        await skip_pending_for(session, subscriber_id, dropped, now=now)
+        await skip_for(session, subscriber_id, dropped, now=now)
     subscriber.timezone = timezone
     subscriber.updated_at = now
     detail = {"newsletters": choices, "timezone": timezone}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import asdict
 from typing import Annotated, Any
 
@@ -14,9 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from newsletter.database.models import utcnow
 from newsletter.editions import service
-from newsletter.editions.builder import build_edition, open_edition
+from newsletter.editions.builder import open_edition
 from newsletter.editions.trial import dry_run
-from newsletter.rendering import DigestRenderer
 from newsletter.web.auth import AdminDep
 from newsletter.web.bodies import decode_json
 from newsletter.web.deps import ContextDep
@@ -50,18 +48,15 @@ class StartEdition(BaseModel):
     },
 )
 async def start(request: Request, context: ContextDep) -> JSONResponse:
-    """Start today's edition now (or continue today's): built in the background, delivered by the
-    workers. Answers 202 with its id at once."""
+    """Start today's edition now (or continue today's): recorded at once (202 with its id, status
+    `building`); the workers build and deliver it."""
     body = await _start_request(request)
     newsletter = service.newsletter_or_error(context, body.newsletter)
     if body.dry_run:
         planned = await dry_run(context, newsletter.id)
         return JSONResponse({"dry_run": True, "variants": [asdict(p) for p in planned]}, status_code=200)
+    # The intent only: a worker (or the scheduler) builds and sends it; no request holds a build.
     edition, created = await open_edition(context, newsletter, now=utcnow(), trigger="api", new=body.new)
-    if edition.status == "building":
-        task = asyncio.create_task(build_edition(context, edition.id, DigestRenderer(context.settings)))
-        tasks: set[asyncio.Task[Any]] = request.app.state.__dict__.setdefault("background_builds", set())
-        await service.wait_for_build(tasks, task)
     return JSONResponse(
         {
             "id": edition.id,

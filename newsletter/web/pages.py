@@ -12,8 +12,11 @@ from newsletter.config import Settings
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.ratelimit import SharedRateLimiter, count_request
 from newsletter.errors import InvalidInput, InvalidToken
+from newsletter.personal.links import Links
+from newsletter.personal.tokens import LinkNoLongerValid, Purpose, TokenData, TokenExpired
 from newsletter.resources import template_dirs
-from newsletter.subscriptions import service, status
+from newsletter.states import SubscriberStatus
+from newsletter.subscriptions import service
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.choices import COMMON_ZONES
 from newsletter.subscriptions.forms import (
@@ -22,9 +25,7 @@ from newsletter.subscriptions.forms import (
     parse_preferences,
     parse_signup,
 )
-from newsletter.subscriptions.links import Links
 from newsletter.subscriptions.service import SignupRequest
-from newsletter.subscriptions.tokens import LinkNoLongerValid, Purpose, TokenData, TokenExpired
 from newsletter.web.bodies import decode_json, decode_urlencoded
 from newsletter.web.deps import ContextDep
 
@@ -50,7 +51,12 @@ FIELD_LABELS = {
 
 router = APIRouter(include_in_schema=False)
 # Whom an unsubscribe link still acts for: an erased reader has nothing left to leave.
-UNSUBSCRIBABLE = (status.PENDING, status.ACTIVE, status.UNSUBSCRIBED, status.BOUNCED)
+UNSUBSCRIBABLE = (
+    SubscriberStatus.PENDING,
+    SubscriberStatus.ACTIVE,
+    SubscriberStatus.UNSUBSCRIBED,
+    SubscriberStatus.BOUNCED,
+)
 
 
 class Pages:

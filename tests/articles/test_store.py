@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
@@ -123,8 +124,9 @@ async def _until_waiting_on_a_lock(context: AppContext, task: asyncio.Task[Upser
         "SELECT count(*) FROM pg_stat_activity"
         " WHERE wait_event_type = 'Lock' AND datname = current_database()"
     )
+    deadline = time.monotonic() + 60  # a loaded machine can take seconds to get there
     async with context.db.engine.connect() as probe:
-        for _ in range(500):
+        while time.monotonic() < deadline:
             if await probe.scalar(query):
                 return
             assert not task.done(), task

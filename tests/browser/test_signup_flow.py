@@ -19,7 +19,7 @@ from sqlalchemy import select
 from newsletter.config import Settings
 from newsletter.context import open_context
 from newsletter.database.models import Article, Subscriber, utcnow
-from newsletter.delivery.worker import drain
+from newsletter.editions.sending import drain
 from newsletter.editions.service import start_edition
 from newsletter.web import create_app
 from tests.conftest import SettingsFactory

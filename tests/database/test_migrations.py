@@ -9,8 +9,8 @@ from newsletter.config import DatabaseConfig, load_settings
 from newsletter.database import open_database
 from newsletter.database.migrate import alembic_config, current_revision, head_revision, upgrade
 from newsletter.database.models import Base, Subscriber, Subscription
-from newsletter.subscriptions.links import token_signer
-from newsletter.subscriptions.tokens import Purpose, owns
+from newsletter.personal.links import token_signer
+from newsletter.personal.tokens import Purpose, owns
 from tests.subscriptions.helpers import signed_at
 
 

@@ -6,14 +6,14 @@ from sqlalchemy import delete, update
 
 from newsletter.context import AppContext
 from newsletter.database.models import Subscriber, Subscription, utcnow
-from newsletter.delivery.ledger import WorkItem
 from newsletter.delivery.recheck import Recheck
+from newsletter.delivery.work import WorkItem, WorkKind
 from tests.support.factories import add_subscribers
 
 
 def digest_for(subscriber_id: int, newsletter: str = "daily") -> WorkItem:
     return WorkItem(
-        "delivery",
+        WorkKind.DIGEST,
         1,
         subscriber_id,
         1,
@@ -49,7 +49,7 @@ async def test_a_new_pending_signup_still_gets_its_confirmation(context: AppCont
     [pending] = await add_subscribers(context, 1, status="pending")
     await recheck.refresh()
     confirmation = WorkItem(
-        "message", 1, pending, 1, newsletter_id="daily", email="x@readers.example", eligible=True
+        WorkKind.CONFIRMATION, 1, pending, 1, newsletter_id="daily", email="x@readers.example", eligible=True
     )
     assert recheck.refusal(confirmation) is None
     async with context.db.session() as session:

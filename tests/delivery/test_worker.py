@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Sequence
+from datetime import timedelta
 
 from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, utcnow
-from newsletter.delivery.ledger import WorkItem
-from newsletter.delivery.outbox import enqueue_confirmations
-from newsletter.delivery.worker import Worker, drain
+from newsletter.delivery.store import enqueue_confirmations
+from newsletter.delivery.work import WorkItem
+from newsletter.delivery.worker import Worker
+from newsletter.delivery.workstore import WorkerStore
 from newsletter.editions import service
+from newsletter.editions.lifecycle import EditionControl
+from newsletter.editions.sending import drain, worker_for
 from tests.support.editions import EditionFactory, Scenario, addresses, deliveries
 from tests.support.factories import add_subscribers
 from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer
@@ -252,7 +257,7 @@ async def test_sigterm_like_stop_releases_unsent_work(scenario: Scenario) -> Non
     handler = FaultyMailbox(delay=0.05)
     async with scenario(handler, 40, smtp={"concurrency": 2}) as s:
         stopping = asyncio.Event()
-        worker = Worker(s.context, editions={s.edition.id})
+        worker = worker_for(s.context, only={s.edition.id})
         work = asyncio.create_task(worker.run(stopping))
         while handler.count() < 4:
             await asyncio.sleep(0.01)
@@ -287,7 +292,7 @@ async def test_a_running_worker_sends_a_new_signups_confirmation(
     context: AppContext, smtp_server: SmtpServer
 ) -> None:
     stopping = asyncio.Event()
-    work = asyncio.create_task(Worker(context).run(stopping))
+    work = asyncio.create_task(worker_for(context).run(stopping))
     try:
         await asyncio.sleep(0)  # let the worker start before the signup happens
         [subscriber_id] = await add_subscribers(context, 1, status="pending", prefix="newcomer")
@@ -303,17 +308,17 @@ async def test_a_running_worker_sends_a_new_signups_confirmation(
     assert smtp_server.handler.recipients() == ["newcomer1@readers.example"]
 
 
-class LeaseLosingWorker(Worker):
-    """Loses the lease of its first batch as soon as it has claimed it, as when the database was
-    away for longer than a lease lasts and a sweeper handed the rows back to the queue."""
+class LeaseLosingStore(WorkerStore):
+    """The real ledger, losing the lease of its first batch as soon as it has claimed it, as when
+    the database was away for longer than a lease lasts and a sweeper handed the rows back."""
 
     lost: list[int]
 
-    async def _claim(self, limit: int) -> list[WorkItem]:
-        items = await super()._claim(limit)
+    async def claim(self, editions: Sequence[tuple[int, str]], *, limit: int) -> list[WorkItem]:
+        items = await super().claim(editions, limit=limit)
         if items and not hasattr(self, "lost"):
             self.lost = [item.id for item in items]
-            async with self.context.db.engine.begin() as conn:
+            async with self.db.engine.begin() as conn:
                 await conn.execute(
                     update(Delivery)
                     .where(Delivery.id.in_(self.lost))
@@ -324,11 +329,20 @@ class LeaseLosingWorker(Worker):
 
 async def test_a_worker_that_lost_its_lease_sends_nothing_of_it(scenario: Scenario) -> None:
     async with scenario(Mailbox(), 20, smtp={"concurrency": 2}) as s:
-        worker = LeaseLosingWorker(s.context, editions={s.edition.id}, exit_when_idle=True)
+        settings = s.context.settings
+        store = LeaseLosingStore(
+            s.context.db,
+            settings.database,
+            owner="losing",
+            lease=timedelta(minutes=5),
+            config=settings.delivery,
+        )
+        control = EditionControl(s.context.db.engine, settings.delivery)
+        worker = Worker.assemble(s.context, control, only={s.edition.id}, exit_when_idle=True, store=store)
         await asyncio.wait_for(worker.run(asyncio.Event()), 60)
         rows = await deliveries(s.context, s.edition.id)
         received = Counter(r for m in s.server.handler.messages() for r in m.rcpt_tos)
-    assert len(worker.lost) == 20
+    assert len(store.lost) == 20
     # The bodies of the lost rows never went out under the old lease; reclaimed, each went once.
     assert {d.status for d in rows} == {"sent"}
     assert len(received) == 20 and set(received.values()) == {1}

@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Delivery, Edition
-from newsletter.delivery.worker import drain
 from newsletter.editions import service
+from newsletter.editions.sending import drain
 from tests.conftest import SettingsFactory
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.process import environment_for, newsletter

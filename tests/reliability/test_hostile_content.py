@@ -22,7 +22,7 @@ from newsletter.articles.ingest import ingest_feeds
 from newsletter.config import FeedConfig, Settings, load_settings
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery
-from newsletter.delivery.worker import drain
+from newsletter.editions.sending import drain
 from newsletter.editions.service import start_edition
 from newsletter.rendering import DigestRenderer
 from newsletter.rendering.placeholders import DIGEST_FIELDS

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from newsletter.context import open_context
 from newsletter.database.models import Delivery, Subscriber
-from newsletter.delivery.worker import Worker, drain
+from newsletter.editions.sending import drain, worker_for
 from tests.conftest import SettingsFactory
 from tests.delivery.test_smtp_session import _self_signed
 from tests.support.editions import Scenario, deliveries
@@ -193,7 +193,7 @@ async def test_tls_handshake_failure_burns_no_attempts(
 
             edition = await start_edition(context, "daily")
             stopping = asyncio.Event()
-            work = asyncio.create_task(Worker(context, editions={edition.id}).run(stopping))
+            work = asyncio.create_task(worker_for(context, only={edition.id}).run(stopping))
             before = REGISTRY.get_sample_value("newsletter_smtp_unavailable_total") or 0
             while (REGISTRY.get_sample_value("newsletter_smtp_unavailable_total") or 0) < before + 20:
                 await asyncio.sleep(0.02)

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from newsletter.config import Settings
 from newsletter.errors import ConfigError
-from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, make_message_id
+from newsletter.personal.recipients import make_message_id
+from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient
 from newsletter.rendering.dkim import DkimSigner
 from tests.rendering.articles import EDITION_DATE, stories
 from tests.rendering.conftest import DIGEST_VALUES, READER, RenderSettings

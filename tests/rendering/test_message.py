@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.errors import RenderError
+from newsletter.personal.recipients import make_message_id
 from newsletter.rendering import (
     DigestRenderer,
     MessageTemplate,
@@ -23,7 +24,6 @@ from newsletter.rendering import (
     PersonalTokens,
     Recipient,
     RenderedEmail,
-    make_message_id,
 )
 from tests.rendering.articles import EDITION_DATE, stories
 from tests.rendering.conftest import DIGEST_VALUES, READER, UNSUBSCRIBE_URL, RenderSettings

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Base
-from newsletter.subscriptions.links import token_signer
-from newsletter.subscriptions.tokens import Purpose
+from newsletter.personal.links import token_signer
+from newsletter.personal.tokens import Purpose
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.process import environment_for, newsletter
 

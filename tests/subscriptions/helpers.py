@@ -16,8 +16,8 @@ from sqlalchemy import func, select
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Base, Event, Message, Subscriber, Subscription
-from newsletter.delivery.worker import drain
-from newsletter.subscriptions.tokens import LinkOwner
+from newsletter.editions.sending import drain
+from newsletter.personal.tokens import LinkOwner
 from newsletter.web import create_app
 from tests.conftest import SECRET_KEY
 from tests.support.smtp import SmtpServer

@@ -5,8 +5,8 @@ from __future__ import annotations
 import httpx
 
 from newsletter.context import AppContext
-from newsletter.delivery.worker import drain
-from newsletter.subscriptions.links import Links
+from newsletter.editions.sending import drain
+from newsletter.personal.links import Links
 from tests.subscriptions.helpers import confirmation_links, outbox, subscriber
 from tests.support.smtp import SmtpServer
 

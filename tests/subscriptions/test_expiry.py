@@ -10,8 +10,8 @@ from sqlalchemy import update
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Subscriber, utcnow
+from newsletter.personal.links import Links
 from newsletter.subscriptions.erasure import expire_pending
-from newsletter.subscriptions.links import Links
 from tests.subscriptions.helpers import choices, count, events, outbox, owner, subscriber
 
 

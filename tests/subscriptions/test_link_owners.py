@@ -15,9 +15,9 @@ from sqlalchemy import update
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Subscriber, utcnow
+from newsletter.personal.links import Links
+from newsletter.personal.tokens import LinkOwner
 from newsletter.subscriptions.erasure import expire_pending
-from newsletter.subscriptions.links import Links
-from newsletter.subscriptions.tokens import LinkOwner
 from tests.subscriptions.helpers import confirm_token_signed_at, owner, signed_at, subscriber
 from tests.web.test_pages_links import ONE_CLICK, path
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from newsletter.errors import InvalidToken
-from newsletter.subscriptions.tokens import LinkOwner, Purpose, TokenExpired, TokenSigner, owns
+from newsletter.personal.tokens import LinkOwner, Purpose, TokenExpired, TokenSigner, owns
 from tests.conftest import SECRET_KEY
 from tests.subscriptions.helpers import confirm_token_signed_at, signed_at
 

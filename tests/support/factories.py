@@ -9,7 +9,7 @@ from sqlalchemy import insert, select
 
 from newsletter.context import AppContext
 from newsletter.database.models import Article, Subscriber, Subscription, utcnow
-from newsletter.editions.selection import canonical_sections
+from newsletter.database.sections import canonical_sections
 
 SECTIONS = ("World", "Politics", "Business", "Energy", "Defence")
 

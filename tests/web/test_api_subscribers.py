@@ -12,8 +12,8 @@ from sqlalchemy import select
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition, Subscriber, Suppression, utcnow
+from newsletter.personal.links import Links
 from newsletter.subscriptions.addresses import email_hash
-from newsletter.subscriptions.links import Links
 from tests.conftest import SettingsFactory
 from tests.subscriptions.helpers import (
     all_rows,

@@ -104,7 +104,7 @@ async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
 async def test_metrics_count_messages_after_a_send(
     client: httpx.AsyncClient, context: AppContext, smtp_server: object
 ) -> None:
-    from newsletter.delivery.worker import drain
+    from newsletter.editions.sending import drain
     from newsletter.editions.service import start_edition
     from tests.support.factories import add_articles, add_subscribers
 

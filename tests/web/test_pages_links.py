@@ -14,7 +14,7 @@ from sqlalchemy import select
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition, Message, utcnow
-from newsletter.subscriptions.links import Links
+from newsletter.personal.links import Links
 from tests.conftest import SettingsFactory
 from tests.subscriptions.helpers import (
     choices,

@@ -14,17 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Article, Subscriber, Subscription
-from newsletter.editions.selection import parse_sections, select_articles, window_start
+from newsletter.database.sections import parse_sections
+from newsletter.editions.selection import select_articles, window_start
 from newsletter.errors import InvalidInput
+from newsletter.personal.recipients import NOBODY, PersonalMail
+from newsletter.personal.tokens import LinkOwner
 from newsletter.rendering.digest import DigestRenderer
-from newsletter.rendering.headers import make_message_id
-from newsletter.rendering.message import MessageTemplate, Recipient
-from newsletter.subscriptions.links import Links
-from newsletter.subscriptions.tokens import LinkOwner
+from newsletter.rendering.message import MessageTemplate
 
 PREVIEW_ADDRESS = "reader@example.com"
-# Links for nobody in particular: subscriber 0 does not exist, so they act for no one.
-NOBODY = LinkOwner(0, "0" * 12)
 
 
 @dataclass(frozen=True)
@@ -80,18 +78,12 @@ def build_preview(
     """Render (Jinja2 + premailer: CPU-heavy) and personalise for `reader`."""
     edition_date = now.astimezone(ZoneInfo(newsletter.timezone)).date()
     rendered = DigestRenderer(settings).render_digest(newsletter, edition_date, articles)
-    links = Links(settings)
-    fields = {
-        "unsubscribe_url": links.unsubscribe(reader.owner, newsletter.id),
-        "preferences_url": links.preferences(reader.owner),
-        "email": reader.email,
-    }
-    message_id = make_message_id(settings, "preview", newsletter.id, reader.owner.subscriber_id)
+    recipient = PersonalMail(settings).sample(reader.email, newsletter.id, "preview", reader.owner)
     template = MessageTemplate.digest(settings, newsletter, rendered, date=now)
-    message = template.build(Recipient(email=reader.email, message_id=message_id, fields=fields))
+    message = template.build(recipient)
     return Preview(
-        html=rendered.filled_html(fields),
-        text=rendered.filled_text(fields),
+        html=rendered.filled_html(recipient.fields),
+        text=rendered.filled_text(recipient.fields),
         eml=message.data,
         subject=rendered.subject,
         articles=len(articles),

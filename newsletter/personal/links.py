@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from newsletter.config import Settings
-from newsletter.subscriptions.tokens import LinkOwner, Purpose, TokenSigner
+from newsletter.personal.tokens import LinkOwner, Purpose, TokenSigner
 
 DAY = 86400
 

@@ -1,0 +1,523 @@
+"""The ledger: every write to it goes through `LEDGER`, whoever makes it (the builder enqueueing
+an edition, a signup owing a confirmation, a worker claiming, recording and handing back work,
+a reader leaving, an operator cancelling, an erasure).
+
+Digests (`deliveries`) and confirmation emails (`messages`) are rows of one shape
+(`LeasedWork`); each statement is written once, in `LeasedQueue`, and made for both tables.
+Statements are Core SQL over whole batches, synchronous over a `Connection`, so the same code
+runs on a worker's ledger thread and, through `run_sync`, from async code.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    bindparam,
+    case,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, Subscription, utcnow
+from newsletter.delivery.decisions import Action
+from newsletter.delivery.work import Result, WorkItem, WorkKind
+from newsletter.states import PENDING, UNFINISHED, DeliveryStatus, SubscriberStatus
+
+T = TypeVar("T")
+DELIVERIES = cast(Table, Delivery.__table__)
+MESSAGES = cast(Table, Message.__table__)
+SUBSCRIBERS = cast(Table, Subscriber.__table__)
+SUBSCRIPTIONS = cast(Table, Subscription.__table__)
+EDITIONS = cast(Table, Edition.__table__)
+EVENTS = cast(Table, Event.__table__)
+
+_RECIPIENTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status, SUBSCRIBERS.c.token_nonce)
+
+
+@dataclass(frozen=True)
+class HardBounce:
+    subscriber_id: int
+    newsletter_id: str | None
+    edition_id: int | None
+    reply: str | None
+
+
+class LeasedQueue:
+    """One table of leased work and the statements on it."""
+
+    def __init__(self, table: Table, kind: WorkKind) -> None:
+        self.table = table
+        self.kind = kind
+        c = table.c
+        self._record = (
+            update(table)
+            .where(
+                c.id == bindparam("b_id"),
+                c.lease_owner == bindparam("b_owner"),
+                c.status == DeliveryStatus.LEASED,
+            )
+            .values(
+                status=bindparam("b_status"),
+                attempts=c.attempts - bindparam("b_undo"),
+                last_code=bindparam("b_code"),
+                last_reply=bindparam("b_reply"),
+                message_id=func.coalesce(bindparam("b_message_id"), c.message_id),
+                relay=func.coalesce(bindparam("b_relay"), c.relay),
+                sent_at=bindparam("b_sent_at"),
+                next_attempt_at=func.coalesce(bindparam("b_next"), c.next_attempt_at),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=bindparam("b_now"),
+            )
+        )
+        self._mark_started = (
+            update(table)
+            .where(c.id == bindparam("b_id"), self.held_by(bindparam("b_owner")))
+            .values(attempt_started_at=bindparam("b_now"))
+        )
+
+    def held_by(self, owner: Any) -> ColumnElement[bool]:
+        held: ColumnElement[bool] = (self.table.c.lease_owner == owner) & (
+            self.table.c.status == DeliveryStatus.LEASED
+        )
+        return held
+
+    def lease(
+        self, conn: Connection, due: Select[*tuple[Any, ...]], *, owner: str, until: datetime, now: datetime
+    ) -> list[Any]:
+        """Lease the rows `due` selects (one more attempt, not yet started); their key columns."""
+        c = self.table.c
+        returned = [c.id, c.subscriber_id, c.attempts, *self._extra_columns()]
+        leased = conn.execute(
+            update(self.table)
+            .where(c.id.in_(due.scalar_subquery()))
+            .values(
+                status=DeliveryStatus.LEASED,
+                lease_owner=owner,
+                lease_expires_at=until,
+                attempt_started_at=None,
+                attempts=c.attempts + 1,
+                updated_at=now,
+            )
+            .returning(*returned)
+        )
+        return list(leased)
+
+    def _extra_columns(self) -> list[Any]:
+        c = self.table.c
+        return [c.variant_id] if self.kind is WorkKind.DIGEST else [c.newsletter_id]
+
+    def mark_started(self, conn: Connection, ids: Sequence[int], *, owner: str, now: datetime) -> set[int]:
+        """Note that these leased rows are about to reach SMTP; return those no longer leased by
+        `owner` (expired and taken back): their bodies must not go out."""
+        if not ids:
+            return set()
+        parameters = [{"b_id": i, "b_owner": owner, "b_now": now} for i in ids]
+        if conn.execute(self._mark_started, parameters).rowcount == len(ids):
+            return set()
+        held = select(self.table.c.id).where(self.table.c.id.in_(ids), self.held_by(owner))
+        still = set(conn.execute(held).scalars())
+        return {i for i in ids if i not in still}
+
+    def record(self, conn: Connection, results: Sequence[Result], *, owner: str, now: datetime) -> None:
+        if results:
+            conn.execute(self._record, [_parameters(result, owner, now) for result in results])
+
+    def renew(self, conn: Connection, *, owner: str, until: datetime) -> None:
+        conn.execute(update(self.table).where(self.held_by(owner)).values(lease_expires_at=until))
+
+    def requeue(
+        self, conn: Connection, *, now: datetime, expired_before: datetime | None, owners: Sequence[str]
+    ) -> int:
+        """Hand back leased rows. Those whose attempt had started may have been sent: they become
+        due retries (claimed first, same Message-ID). The others never reached SMTP: back to the
+        queue, their attempt not counted."""
+        c = self.table.c
+        condition = c.status == DeliveryStatus.LEASED
+        if expired_before is not None:
+            condition = condition & (c.lease_expires_at < expired_before)
+        if owners:
+            condition = condition & c.lease_owner.in_(list(owners))
+        started = c.attempt_started_at.is_not(None)
+        total = 0
+        for subset, values in (
+            (started, {"status": DeliveryStatus.RETRY, "next_attempt_at": now}),
+            (
+                ~started,
+                {
+                    "status": DeliveryStatus.QUEUED,
+                    "attempts": case((c.attempts > 0, c.attempts - 1), else_=0),
+                },
+            ),
+        ):
+            done = conn.execute(
+                update(self.table)
+                .where(condition & subset)
+                .values(**values, lease_owner=None, lease_expires_at=None)
+            )
+            total += int(getattr(done, "rowcount", 0) or 0)
+        return total
+
+    def owners(self, conn: Connection) -> set[str]:
+        c = self.table.c
+        rows = conn.execute(
+            select(c.lease_owner)
+            .where(c.status == DeliveryStatus.LEASED, c.lease_owner.is_not(None))
+            .distinct()
+        )
+        return {str(owner) for owner in rows.scalars()}
+
+
+def _parameters(result: Result, owner: str, now: datetime) -> dict[str, object]:
+    released = result.action is Action.RELEASED
+    return {
+        "b_id": result.item.id,
+        "b_owner": owner,
+        "b_status": DeliveryStatus.QUEUED if released else result.action.value,
+        "b_undo": 1 if released else 0,
+        "b_code": result.code,
+        "b_reply": result.reply,
+        "b_message_id": result.message_id,
+        "b_relay": result.relay,
+        "b_sent_at": now if result.action is Action.SENT else None,
+        "b_next": result.next_attempt_at,
+        "b_now": now,
+    }
+
+
+class LedgerStore:
+    """Every write to the ledger, for both kinds of work."""
+
+    def __init__(self) -> None:
+        self.digests = LeasedQueue(DELIVERIES, WorkKind.DIGEST)
+        self.confirmations = LeasedQueue(MESSAGES, WorkKind.CONFIRMATION)
+        self.queues = {WorkKind.DIGEST: self.digests, WorkKind.CONFIRMATION: self.confirmations}
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def claim_confirmations(
+        self, conn: Connection, *, owner: str, limit: int, now: datetime, lease: timedelta
+    ) -> list[WorkItem]:
+        """Lease due outbox messages, which go ahead of editions (SKIP LOCKED on PostgreSQL)."""
+        c = MESSAGES.c
+        due = (
+            select(c.id)
+            .where(c.status.in_(PENDING), c.next_attempt_at <= now)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        rows = self.confirmations.lease(conn, due, owner=owner, until=now + lease, now=now)
+        items = [
+            WorkItem(
+                WorkKind.CONFIRMATION,
+                row.id,
+                row.subscriber_id,
+                row.attempts,
+                newsletter_id=row.newsletter_id,
+            )
+            for row in rows
+        ]
+        people = _people(conn, items)
+        for item in items:
+            person = people.get(item.subscriber_id)
+            _attach(item, person, eligible=person is not None and person.status == SubscriberStatus.PENDING)
+        return items
+
+    def claim_digests(
+        self,
+        conn: Connection,
+        edition: tuple[int, str],
+        *,
+        owner: str,
+        limit: int,
+        now: datetime,
+        lease: timedelta,
+    ) -> list[WorkItem]:
+        """Lease up to `limit` due deliveries of one edition: due retries first, oldest first
+        (they include what a crashed worker may have sent, so it goes out again at once rather
+        than in a later crash's window), then queued ones."""
+        edition_id, newsletter_id = edition
+        c = DELIVERIES.c
+        items: list[WorkItem] = []
+        for status in (DeliveryStatus.RETRY, DeliveryStatus.QUEUED):
+            due = (
+                select(c.id)
+                .where(c.edition_id == edition_id, c.status == status, c.next_attempt_at <= now)
+                .limit(limit - len(items))
+                .with_for_update(skip_locked=True)
+            )
+            if status is DeliveryStatus.RETRY:
+                due = due.order_by(c.next_attempt_at)
+            rows = self.digests.lease(conn, due, owner=owner, until=now + lease, now=now)
+            items += [
+                WorkItem(
+                    WorkKind.DIGEST,
+                    row.id,
+                    row.subscriber_id,
+                    row.attempts,
+                    edition_id,
+                    row.variant_id,
+                    newsletter_id,
+                )
+                for row in rows
+            ]
+            if len(items) >= limit:
+                break
+        people = _people(conn, items)
+        subscribed = _subscribed(conn, newsletter_id, {item.subscriber_id for item in items})
+        for item in items:
+            person = people.get(item.subscriber_id)
+            active = person is not None and person.status == SubscriberStatus.ACTIVE
+            _attach(item, person, eligible=active and item.subscriber_id in subscribed)
+        return items
+
+    # -- recording --------------------------------------------------------------------------
+
+    def mark_started(
+        self, conn: Connection, items: Sequence[WorkItem], *, owner: str, now: datetime
+    ) -> set[tuple[WorkKind, int]]:
+        """The commit a body waits for marks its attempt started (see LeasedQueue.requeue); the
+        (kind, id) of rows no longer leased by `owner` come back."""
+        lost: set[tuple[WorkKind, int]] = set()
+        for kind, queue in self.queues.items():
+            ids = [item.id for item in items if item.kind is kind]
+            lost.update((kind, i) for i in queue.mark_started(conn, ids, owner=owner, now=now))
+        return lost
+
+    def record(
+        self, conn: Connection, results: Sequence[Result], *, owner: str, now: datetime
+    ) -> list[HardBounce]:
+        """Write a group of outcomes; return the hard bounces among them, for the bounce policy."""
+        for kind, queue in self.queues.items():
+            queue.record(conn, [r for r in results if r.item.kind is kind], owner=owner, now=now)
+        return [
+            HardBounce(r.item.subscriber_id, r.item.newsletter_id, r.item.edition_id, r.reply)
+            for r in results
+            if r.hard_bounce
+        ]
+
+    def count_hard_bounces(
+        self, conn: Connection, bounces: Sequence[HardBounce], *, now: datetime
+    ) -> dict[int, int]:
+        """Record each bounce (an event, one more on the subscriber); the active subscribers'
+        new counts by id."""
+        if not bounces:
+            return {}
+        conn.execute(
+            insert(EVENTS),
+            [
+                {
+                    "at": now,
+                    "kind": "bounce",
+                    "subscriber_id": b.subscriber_id,
+                    "newsletter_id": b.newsletter_id,
+                    "detail": json.dumps({"reply": b.reply, "edition": b.edition_id}),
+                }
+                for b in bounces
+            ],
+        )
+        ids = sorted({b.subscriber_id for b in bounces})
+        conn.execute(
+            update(SUBSCRIBERS)
+            .where(SUBSCRIBERS.c.id.in_(ids))
+            .values(hard_bounces=SUBSCRIBERS.c.hard_bounces + 1, updated_at=now)
+        )
+        counts = conn.execute(
+            select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.hard_bounces).where(
+                SUBSCRIBERS.c.id.in_(ids), SUBSCRIBERS.c.status == SubscriberStatus.ACTIVE
+            )
+        )
+        return {row.id: row.hard_bounces for row in counts}
+
+    def mark_bounced(self, conn: Connection, subscriber_ids: Sequence[int], *, now: datetime) -> None:
+        """Readers mailed no more: bounced, and what was still queued for them skipped."""
+        if not subscriber_ids:
+            return
+        conn.execute(
+            update(SUBSCRIBERS)
+            .where(SUBSCRIBERS.c.id.in_(list(subscriber_ids)))
+            .values(status=SubscriberStatus.BOUNCED, updated_at=now)
+        )
+        for subscriber_id in subscriber_ids:
+            self.skip_for(conn, subscriber_id, None, reason="bounced", now=now)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def renew(self, conn: Connection, *, owner: str, until: datetime) -> None:
+        for queue in self.queues.values():
+            queue.renew(conn, owner=owner, until=until)
+
+    def requeue_expired(self, conn: Connection, *, now: datetime) -> int:
+        """Hand back rows whose worker stopped renewing its lease (crashed, killed, cut off)."""
+        return sum(q.requeue(conn, now=now, expired_before=now, owners=()) for q in self.queues.values())
+
+    def requeue_owners(self, conn: Connection, owners: Sequence[str], *, now: datetime) -> int:
+        """Hand back rows leased by workers known to be dead (same host, process gone)."""
+        if not owners:
+            return 0
+        return sum(q.requeue(conn, now=now, expired_before=None, owners=owners) for q in self.queues.values())
+
+    def lease_owners(self, conn: Connection) -> list[str]:
+        return sorted(set().union(*(q.owners(conn) for q in self.queues.values())))
+
+    # -- enqueueing and skipping ------------------------------------------------------------
+
+    def enqueue_edition(
+        self, conn: Connection, source: Select[*tuple[Any, ...]], columns: Sequence[str]
+    ) -> None:
+        """One delivery per row of `source` (INSERT … SELECT: the database copies the list)."""
+        conn.execute(insert(DELIVERIES).from_select(list(columns), source))
+
+    def enqueue_confirmations(
+        self, conn: Connection, owed: Sequence[tuple[int, str | None]], *, now: datetime
+    ) -> None:
+        """Confirmation emails owed to these (subscriber id, newsletter id) pairs, in one
+        statement within the caller's transaction: a signup and its email commit together."""
+        if owed:
+            conn.execute(
+                insert(MESSAGES),
+                [_confirmation(subscriber, newsletter, now) for subscriber, newsletter in owed],
+            )
+
+    def skip_for(
+        self, conn: Connection, subscriber_id: int, newsletter_id: str | None, *, reason: str, now: datetime
+    ) -> int:
+        """A reader's not-yet-sent deliveries (of one newsletter, or all, confirmations
+        included) are skipped. Rows already leased are caught by the worker's re-check."""
+        c = DELIVERIES.c
+        query = (
+            update(DELIVERIES)
+            .where(c.subscriber_id == subscriber_id, c.status.in_(PENDING))
+            .values(status=DeliveryStatus.SKIPPED, last_reply=reason, updated_at=now)
+        )
+        if newsletter_id is not None:
+            editions = select(EDITIONS.c.id).where(EDITIONS.c.newsletter_id == newsletter_id)
+            query = query.where(c.edition_id.in_(editions.scalar_subquery()))
+        skipped = int(getattr(conn.execute(query), "rowcount", 0) or 0)
+        if newsletter_id is None:
+            m = MESSAGES.c
+            conn.execute(
+                update(MESSAGES)
+                .where(m.subscriber_id == subscriber_id, m.status.in_(PENDING))
+                .values(status=DeliveryStatus.SKIPPED, last_reply=reason, updated_at=now)
+            )
+        return skipped
+
+    def skip_edition(self, conn: Connection, edition_id: int, *, reason: str, now: datetime) -> int:
+        """What is not yet sent of an edition is skipped (it was cancelled)."""
+        c = DELIVERIES.c
+        done = conn.execute(
+            update(DELIVERIES)
+            .where(c.edition_id == edition_id, c.status.in_(PENDING))
+            .values(status=DeliveryStatus.SKIPPED, last_reply=reason, updated_at=now)
+        )
+        return int(getattr(done, "rowcount", 0) or 0)
+
+    def scrub_replies(self, conn: Connection, subscriber_id: int, *, replacement: str) -> None:
+        """SMTP replies often quote the address: an erased reader's are replaced."""
+        for queue in self.queues.values():
+            c = queue.table.c
+            conn.execute(
+                update(queue.table)
+                .where(c.subscriber_id == subscriber_id, c.last_reply.is_not(None))
+                .values(last_reply=replacement)
+            )
+
+    # -- reading ----------------------------------------------------------------------------
+
+    def edition_counts(self, conn: Connection, edition_id: int) -> dict[str, int]:
+        c = DELIVERIES.c
+        rows = conn.execute(
+            select(c.status, func.count()).where(c.edition_id == edition_id).group_by(c.status)
+        )
+        counts = {status.value: 0 for status in DeliveryStatus}
+        counts.update({status: int(count) for status, count in rows.all()})
+        return counts
+
+    def has_unfinished(self, conn: Connection, edition_id: int) -> bool:
+        c = DELIVERIES.c
+        left = conn.scalar(select(c.id).where(c.edition_id == edition_id, c.status.in_(UNFINISHED)).limit(1))
+        return left is not None
+
+
+LEDGER = LedgerStore()
+
+
+def _people(conn: Connection, items: Sequence[WorkItem]) -> dict[int, Any]:
+    if not items:
+        return {}
+    ids = {item.subscriber_id for item in items}
+    return {row.id: row for row in conn.execute(_RECIPIENTS.where(SUBSCRIBERS.c.id.in_(ids)))}
+
+
+def _subscribed(conn: Connection, newsletter_id: str, ids: set[int]) -> set[int]:
+    if not ids:
+        return set()
+    rows = conn.execute(
+        select(SUBSCRIPTIONS.c.subscriber_id).where(
+            SUBSCRIPTIONS.c.newsletter_id == newsletter_id, SUBSCRIPTIONS.c.subscriber_id.in_(ids)
+        )
+    )
+    return set(rows.scalars())
+
+
+def _attach(item: WorkItem, person: Any, *, eligible: bool) -> None:
+    item.email = person.email if person is not None else None
+    item.nonce = person.token_nonce if person is not None else ""
+    item.eligible = eligible and item.email is not None
+
+
+def _confirmation(subscriber_id: int, newsletter_id: str | None, now: datetime) -> dict[str, object]:
+    return {
+        "kind": "confirmation",
+        "subscriber_id": subscriber_id,
+        "newsletter_id": newsletter_id,
+        "status": DeliveryStatus.QUEUED,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+async def within(db: AsyncSession | AsyncConnection, work: Callable[[Connection], T]) -> T:
+    """Run a LEDGER statement in the caller's async transaction (a session or a connection)."""
+    if isinstance(db, AsyncSession):
+        return await db.run_sync(lambda session: work(session.connection()))
+    return await db.run_sync(work)
+
+
+async def skip_for(
+    db: AsyncSession | AsyncConnection,
+    subscriber_id: int,
+    newsletter_id: str | None = None,
+    *,
+    reason: str = "unsubscribed",
+    now: datetime | None = None,
+) -> int:
+    """LEDGER.skip_for in the caller's transaction: a reader who left gets nothing more."""
+    moment = now or utcnow()
+    return await within(
+        db, lambda conn: LEDGER.skip_for(conn, subscriber_id, newsletter_id, reason=reason, now=moment)
+    )
+
+
+async def enqueue_confirmations(
+    db: AsyncSession | AsyncConnection, owed: Sequence[tuple[int, str | None]], *, now: datetime | None = None
+) -> None:
+    """LEDGER.enqueue_confirmations in the caller's transaction: the email commits with the signup."""
+    if owed:
+        moment = now or utcnow()
+        await within(db, lambda conn: LEDGER.enqueue_confirmations(conn, owed, now=moment))

@@ -1,0 +1,152 @@
+"""An edition's life, as one state machine: every change of `editions.status` is made here.
+
+    building ──build──▶ sending ──finish──▶ done
+       │  ▲               │  ▲
+     pause│ │resume     pause│ │resume
+       ▼  │               ▼  │
+       paused (unbuilt)   paused ───cancel──▶ cancelled   (cancel: from any but done)
+
+Each transition is one conditional UPDATE from the states it may leave, so racing callers (two
+workers, an operator and a worker) agree on what happened: the one whose UPDATE changed the row
+made the transition; the others learn it from the False they get.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import cast
+
+from sqlalchemy import Connection, Table, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from newsletter.config import DeliveryConfig
+from newsletter.database.engine import READ_ONLY
+from newsletter.database.models import Edition
+from newsletter.delivery.decisions import pause_reason
+from newsletter.delivery.store import LEDGER
+from newsletter.states import DeliveryStatus, EditionStatus
+
+EDITIONS = cast(Table, Edition.__table__)
+CANCELLABLE = (EditionStatus.BUILDING, EditionStatus.SENDING, EditionStatus.PAUSED)
+
+
+def _move(conn: Connection, edition_id: int, from_: Iterable[EditionStatus], **values: object) -> bool:
+    result = conn.execute(
+        update(EDITIONS)
+        .where(EDITIONS.c.id == edition_id, EDITIONS.c.status.in_(list(from_)))
+        .values(**values)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def built(conn: Connection, edition_id: int, *, total: int, now: datetime) -> bool:
+    """building → sending, once every delivery is enqueued."""
+    return _move(
+        conn, edition_id, (EditionStatus.BUILDING,), status=EditionStatus.SENDING, total=total, started_at=now
+    )
+
+
+def pause(conn: Connection, edition_id: int, reason: str) -> bool:
+    """building or sending → paused, with the reason operators are shown."""
+    return _move(
+        conn,
+        edition_id,
+        (EditionStatus.BUILDING, EditionStatus.SENDING),
+        status=EditionStatus.PAUSED,
+        pause_reason=reason[:2000],
+    )
+
+
+def resume(conn: Connection, edition_id: int) -> EditionStatus | None:
+    """paused → sending (it will not pause itself again), or → building when it was paused
+    before it was ever built; None when it was not paused."""
+    row = conn.execute(select(EDITIONS.c.started_at).where(EDITIONS.c.id == edition_id)).one_or_none()
+    if row is None:
+        return None
+    unbuilt = row.started_at is None
+    target = EditionStatus.BUILDING if unbuilt else EditionStatus.SENDING
+    values: dict[str, object] = {"status": target, "pause_reason": None}
+    if not unbuilt:
+        values["auto_pause"] = False
+    return target if _move(conn, edition_id, (EditionStatus.PAUSED,), **values) else None
+
+
+def cancel(conn: Connection, edition_id: int, *, now: datetime) -> bool:
+    """Any but done → cancelled; what is not yet sent is skipped."""
+    if not _move(conn, edition_id, CANCELLABLE, status=EditionStatus.CANCELLED, finished_at=now):
+        return False
+    LEDGER.skip_edition(conn, edition_id, reason="edition cancelled", now=now)
+    return True
+
+
+def finish_if_drained(conn: Connection, edition_id: int, *, now: datetime) -> bool:
+    """sending → done when none of its deliveries is left to send."""
+    if LEDGER.has_unfinished(conn, edition_id):
+        return False
+    return _move(conn, edition_id, (EditionStatus.SENDING,), status=EditionStatus.DONE, finished_at=now)
+
+
+def pause_if_failing(conn: Connection, edition_id: int, config: DeliveryConfig) -> str | None:
+    """Pause a sending edition (while it may still pause itself) whose permanent failures pass
+    the configured share of its first attempts; the reason when it did."""
+    edition = conn.execute(
+        select(EDITIONS.c.status, EDITIONS.c.auto_pause, EDITIONS.c.total).where(EDITIONS.c.id == edition_id)
+    ).one_or_none()
+    if edition is None or edition.status != EditionStatus.SENDING or not edition.auto_pause:
+        return None
+    counts = LEDGER.edition_counts(conn, edition_id)
+    reason = pause_reason(
+        edition_id,
+        sent=counts[DeliveryStatus.SENT],
+        failed=counts[DeliveryStatus.FAILED],
+        total=edition.total,
+        rate=config.pause_failure_rate,
+        window=config.pause_window,
+    )
+    return reason if reason and pause(conn, edition_id, reason) else None
+
+
+def sending(conn: Connection) -> list[tuple[int, str]]:
+    """Editions being delivered: (id, newsletter id), oldest first."""
+    rows = conn.execute(
+        select(EDITIONS.c.id, EDITIONS.c.newsletter_id)
+        .where(EDITIONS.c.status == EditionStatus.SENDING)
+        .order_by(EDITIONS.c.id)
+    )
+    return [(row.id, row.newsletter_id) for row in rows]
+
+
+def statuses(conn: Connection, edition_ids: Sequence[int]) -> dict[int, EditionStatus]:
+    rows = conn.execute(select(EDITIONS.c.id, EDITIONS.c.status).where(EDITIONS.c.id.in_(list(edition_ids))))
+    return {row.id: EditionStatus(row.status) for row in rows}
+
+
+class EditionControl:
+    """The lifecycle as a delivery worker drives it (see delivery.worker.Editions)."""
+
+    def __init__(self, engine: AsyncEngine, config: DeliveryConfig) -> None:
+        self.engine = engine
+        self.config = config
+
+    async def sending(self) -> list[tuple[int, str]]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**READ_ONLY)
+            return await conn.run_sync(sending)
+
+    async def statuses(self, edition_ids: Sequence[int]) -> dict[int, EditionStatus]:
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**READ_ONLY)
+            return await conn.run_sync(statuses, edition_ids)
+
+    async def finish_if_drained(self, edition_id: int, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(finish_if_drained, edition_id, now=now)
+
+    async def pause(self, edition_id: int, reason: str) -> bool:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(pause, edition_id, reason)
+
+    async def pause_if_failing(self, edition_id: int) -> str | None:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(pause_if_failing, edition_id, self.config)
