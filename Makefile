@@ -33,14 +33,18 @@ serve: $(STAMP)
 system-deps:
 	@scripts/system-deps
 
+# Tests run in TEST_WORKERS processes (pytest-xdist); TEST_WORKERS=0 runs them in this one.
+TEST_WORKERS ?= 2
+
 test: $(STAMP) system-deps
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not browser"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow and not browser"
 
 lint: $(STAMP)
-	$(BIN)/ruff check newsletter tests bench
+	$(BIN)/ruff check newsletter tests bench docs
+	$(BIN)/ruff format --check newsletter tests bench docs
 	$(BIN)/mypy
 
 bench: $(STAMP) system-deps

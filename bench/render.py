@@ -26,7 +26,7 @@ from newsletter.config import NewsletterConfig, Settings, load_settings
 from newsletter.editions.samples import sample_articles
 from newsletter.personal.recipients import PersonalMail
 from newsletter.personal.tokens import LinkOwner
-from newsletter.rendering import DigestRenderer, MessageTemplate, Recipient, RenderedEmail
+from newsletter.rendering import DigestRenderer, MessageTemplate, PersonalTokens, Recipient, RenderedEmail
 from newsletter.rendering.inline import inline_css
 
 SENT_AT = datetime(2026, 3, 7, 7, 0, tzinfo=UTC)
@@ -161,7 +161,7 @@ def approaches(folder: Path, quick: bool) -> list[tuple[str, Build, int]]:
     newsletter = settings.newsletters[0]
     articles = sample_articles(limit=newsletter.max_articles)
     renderer = DigestRenderer(settings)
-    context = renderer.digest_context(newsletter, SENT_AT.date(), articles)
+    context = renderer.digest_context(newsletter, SENT_AT.date(), articles, PersonalTokens.fresh())
     rendered = renderer.render_digest(newsletter, SENT_AT.date(), articles)
     chosen: list[tuple[str, Build, int]] = [
         (NAIVE, naive(settings, renderer, newsletter, context), 10 if quick else 40),

@@ -24,6 +24,7 @@ from tests.support.database import (
 )
 from tests.support.editions import EditionFactory, Scenario, scenario_factory
 from tests.support.factories import add_articles, add_subscribers
+from tests.support.process import reap_children
 from tests.support.smtp import Mailbox, SmtpServer
 
 ADMIN_TOKEN = "test-admin-token-0123456789"
@@ -38,6 +39,19 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_") and name != POSTGRES_ENV:
             del os.environ[name]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # The slow tests (a minute or two each) first, so that with several test processes
+    # (pytest-xdist) they run beside the many short ones instead of after them, alone.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+@pytest.fixture(autouse=True)
+def _reap_children() -> Iterator[None]:
+    """Processes a test started (tests.support.process.start) end with it, pipes closed."""
+    yield
+    reap_children()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ from typing import Annotated, Any, NoReturn, TypeVar
 import typer
 from rich.console import Console
 
-from newsletter.config import Settings, load_settings
+from newsletter.config import NewsletterConfig, Settings, load_settings
 from newsletter.context import AppContext, open_context
 from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import configure_logging
@@ -51,6 +51,14 @@ def load(config: Path | None, overrides: dict[str, Any] | None = None) -> Settin
         fail(str(exc))
     configure_logging(settings.logging)
     return settings
+
+
+def find_newsletter(settings: Settings, newsletter_id: str | None) -> NewsletterConfig:
+    """The newsletter named on the command line (None: the first); exit 2 naming it otherwise."""
+    try:
+        return settings.find_newsletter(newsletter_id)
+    except InvalidInput as exc:
+        fail(str(exc))
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:

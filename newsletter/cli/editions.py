@@ -19,6 +19,7 @@ from newsletter.cli.common import (
     console,
     errors,
     fail,
+    find_newsletter,
     load,
     print_json,
     run,
@@ -26,12 +27,20 @@ from newsletter.cli.common import (
 )
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
+from newsletter.delivery.decisions import delivered
 from newsletter.delivery.smtp import SmtpUnavailable
 from newsletter.delivery.worker import ConfigurationFault, Worker
 from newsletter.editions import service
 from newsletter.editions.sending import worker_for
 from newsletter.editions.service import EditionReport
 from newsletter.editions.trial import dry_run, send_test_copy
+from newsletter.states import FINAL, DeliveryStatus, EditionStatus
+
+# The ledger's statuses in the order the summary shows them.
+SUMMARY_COLUMNS = [
+    DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED, DeliveryStatus.RETRY,
+    DeliveryStatus.QUEUED, DeliveryStatus.LEASED,
+]  # fmt: skip
 
 app = typer.Typer(help="Editions: progress, resume, cancel.", no_args_is_help=True)
 
@@ -54,9 +63,7 @@ def send(
 ) -> None:
     """Build today's edition now (or continue today's) and deliver it, with a progress bar."""
     settings = load(config)
-    if newsletter is not None and newsletter not in {n.id for n in settings.newsletters}:
-        known = ", ".join(n.id for n in settings.newsletters)
-        fail(f"newsletter: unknown newsletter {newsletter!r} (configured: {known})")
+    find_newsletter(settings, newsletter)
     if dry_run_:
         _dry_run(settings, newsletter, json)
     elif to is not None:
@@ -69,7 +76,12 @@ def send(
             _summary(result)
         if fault is not None:
             errors.print(f"error: {fault}", markup=False, highlight=False, soft_wrap=True)
-        if fault or result.failed or result.status in ("paused", "cancelled") or result.unfinished:
+        if (
+            fault
+            or result.failed
+            or result.status in (EditionStatus.PAUSED, EditionStatus.CANCELLED)
+            or result.unfinished
+        ):
             raise typer.Exit(EXIT_FAILED)
 
 
@@ -111,7 +123,7 @@ async def _watch(before: EditionReport, worker: Worker, work: asyncio.Task[objec
         TimeElapsedColumn(),
     )
     counts = before.counts
-    done_before = counts["sent"] + counts["failed"] + counts["skipped"]
+    done_before = sum(counts[s] for s in FINAL)
     started = time.monotonic()
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task(
@@ -125,9 +137,9 @@ async def _watch(before: EditionReport, worker: Worker, work: asyncio.Task[objec
             progress.update(
                 task,
                 completed=min(finished, before.total),
-                sent=counts["sent"] + stats.sent,
+                sent=counts[DeliveryStatus.SENT] + stats.sent,
                 retry=stats.retried,
-                failed=counts["failed"] + stats.failed,
+                failed=counts[DeliveryStatus.FAILED] + stats.failed,
                 rate=f"{rate:.0f}",
                 eta=f"{left / rate:.0f}s" if rate > 0 and left > 0 else "-",
             )
@@ -139,15 +151,13 @@ async def _watch(before: EditionReport, worker: Worker, work: asyncio.Task[objec
 
 def _summary(result: EditionReport) -> None:
     table = Table(title=f"Edition {result.id}: {result.newsletter} {result.date} ({result.status})")
-    for status in ("sent", "skipped", "failed", "retry", "queued", "sending"):
+    for status in SUMMARY_COLUMNS:
         table.add_column(status, justify="right")
-    table.add_row(
-        *(str(result.counts.get(s, 0)) for s in ("sent", "skipped", "failed", "retry", "queued", "sending"))
-    )
+    table.add_row(*(str(result.counts.get(s, 0)) for s in SUMMARY_COLUMNS))
     console.print(table)
     if result.pause_reason:
         console.print(result.pause_reason, markup=False)
-    if result.unfinished and result.status == "sending":
+    if result.unfinished and result.status == EditionStatus.SENDING:
         console.print(f"{result.unfinished} not finished yet: run `newsletter send` again to continue.")
 
 
@@ -186,7 +196,7 @@ def _test_copy(settings: Settings, newsletter: str | None, to: str, json: bool) 
             print_json({"to": address, "code": reply.code, "reply": reply.text})
         else:
             console.print(f"test copy to {address}: {reply}", markup=False)
-        return 0 if 200 <= reply.code < 300 and reply.stage == "body" else EXIT_FAILED
+        return 0 if delivered(reply) else EXIT_FAILED
 
     code = with_context(settings, work)
     if code:
@@ -215,9 +225,9 @@ def list_(config: ConfigOption = None, json: JsonOption = False) -> None:
             r.date + (f" #{r.sequence}" if r.sequence else ""),
             r.status,
             str(r.total),
-            str(c["sent"]),
-            str(c["skipped"]),
-            str(c["failed"]),
+            str(c[DeliveryStatus.SENT]),
+            str(c[DeliveryStatus.SKIPPED]),
+            str(c[DeliveryStatus.FAILED]),
             str(r.unfinished),
         )
     console.print(table)
@@ -247,4 +257,5 @@ def cancel(edition: EditionId, config: ConfigOption = None) -> None:
     """Stop further sends of an edition: what is not yet sent is skipped."""
     settings = load(config)
     result = with_context(settings, lambda context: service.cancel(context, edition))
-    console.print(f"edition {result.id} cancelled; {result.counts['skipped']} deliveries skipped.")
+    skipped = result.counts[DeliveryStatus.SKIPPED]
+    console.print(f"edition {result.id} cancelled; {skipped} deliveries skipped.")

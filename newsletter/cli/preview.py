@@ -7,8 +7,7 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import ConfigOption, console, fail, load, with_context
-from newsletter.config import NewsletterConfig, Settings
+from newsletter.cli.common import ConfigOption, console, fail, find_newsletter, load, with_context
 from newsletter.context import AppContext
 from newsletter.database.models import Article, utcnow
 from newsletter.editions.preview import Preview, Reader, build_preview, find_reader, next_articles
@@ -38,7 +37,7 @@ def preview(
 ) -> None:
     """Render the next digest to FILE.html, FILE.txt and FILE.eml; records nothing."""
     settings = load(config)
-    chosen = _newsletter(settings, newsletter)
+    chosen = find_newsletter(settings, newsletter)
     if not out.parent.is_dir():
         fail(f"--out: folder does not exist: {out.parent}")
     now = utcnow()
@@ -65,16 +64,6 @@ def preview(
             f"(newsletters.send_when_empty is false for {chosen.id})",
             markup=False,
         )
-
-
-def _newsletter(settings: Settings, newsletter_id: str | None) -> NewsletterConfig:
-    if newsletter_id is None:
-        return settings.newsletters[0]
-    try:
-        return settings.newsletter(newsletter_id)
-    except KeyError:
-        known = ", ".join(n.id for n in settings.newsletters)
-        fail(f"newsletter: unknown newsletter {newsletter_id!r} (configured: {known})")
 
 
 def _write(out: Path, result: Preview) -> list[Path]:

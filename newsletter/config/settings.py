@@ -24,6 +24,7 @@ from newsletter.config.sections import (
     SmtpConfig,
     SubscriptionsConfig,
 )
+from newsletter.errors import InvalidInput
 
 ENV_PREFIX = "NEWSLETTER_"
 
@@ -94,10 +95,22 @@ class Settings(BaseSettings):
         return self._source
 
     def newsletter(self, newsletter_id: str) -> NewsletterConfig:
+        """The newsletter with this id; KeyError for one not configured."""
         for newsletter in self.newsletters:
             if newsletter.id == newsletter_id:
                 return newsletter
         raise KeyError(newsletter_id)
+
+    def find_newsletter(self, newsletter_id: str | None, *, field: str = "newsletter") -> NewsletterConfig:
+        """The newsletter a user named (None: the first configured), for the CLI, the API, the
+        pages and the jobs alike; InvalidInput naming `field` and the configured ids otherwise."""
+        if newsletter_id is None:
+            return self.newsletters[0]
+        try:
+            return self.newsletter(newsletter_id)
+        except KeyError:
+            known = ", ".join(n.id for n in self.newsletters)
+            raise InvalidInput(field, f"unknown newsletter {newsletter_id!r} (configured: {known})") from None
 
     def known_sections(self) -> list[str]:
         """Sections a reader may choose, in a stable order."""

@@ -70,11 +70,6 @@ class ForegroundFirst:
             if self._checked_out == 0:
                 self._returned.notify_all()
 
-    @property
-    def busy(self) -> bool:
-        with self._returned:
-            return self._checked_out > 0
-
     def wait_for_turn(self, timeout: float = BACKGROUND_WAIT_SECONDS) -> bool:
         """True when the async connection is back; False when `timeout` ran out first."""
         with self._returned:

@@ -45,9 +45,6 @@ class Recheck:
     def editions_sending(self, editions: set[int]) -> None:
         self._sending = set(editions)
 
-    def sending_editions(self) -> set[int]:
-        return set(self._sending)
-
     def edition_stopped(self, edition_id: int) -> None:
         self._stopped.add(edition_id)
 

@@ -6,6 +6,7 @@ that are already CRLF-terminated go out with no per-message regex pass."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import ssl
 from collections import deque
@@ -96,6 +97,7 @@ class _Replies(asyncio.Protocol):
 
     def __init__(self, transport: asyncio.Transport) -> None:
         self.transport = transport
+        self.closed = asyncio.Event()  # the connection is gone, its socket closed
         self._buffer = bytearray()
         self._waiting: deque[asyncio.Future[tuple[int, str]]] = deque()
         self._lost: Exception | None = None
@@ -145,6 +147,7 @@ class _Replies(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         reason = f"connection lost: {exc}" if exc else "connection closed by the server"
         self._fail(SmtpConnectionLost(reason))
+        self.closed.set()
 
     def eof_received(self) -> bool:
         self._fail(SmtpConnectionLost("connection closed by the server"))
@@ -192,7 +195,7 @@ class SmtpSession:
             if client.is_ehlo_or_helo_needed:
                 await self._greet(client)
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
-            client.close()
+            await _discard(client)
             raise _unavailable(exc, config) from None
         # An asyncio.Transport in spirit; uvloop's TCPTransport does not inherit from it.
         transport = cast(asyncio.Transport, client.transport)
@@ -305,24 +308,39 @@ class SmtpSession:
         return self._replies
 
     async def close(self) -> None:
-        """QUIT politely; never raises."""
-        if not self.connected:
-            self.abort()
-            return
-        try:
-            replies = self._live()
-            [future] = replies.expect(1)
-            replies.transport.write(b"QUIT\r\n")
-            async with asyncio.timeout(min(self.config.timeout, 5)):
-                await future
-        except (TimeoutError, SmtpConnectionLost, OSError):
-            pass
+        """QUIT politely, then drop the connection and wait (briefly) for its socket to close;
+        never raises."""
+        replies = self._replies
+        if self.connected and replies is not None:
+            try:
+                [future] = replies.expect(1)
+                replies.transport.write(b"QUIT\r\n")
+                async with asyncio.timeout(min(self.config.timeout, 5)):
+                    await future
+            except (TimeoutError, SmtpConnectionLost, OSError):
+                pass
         self.abort()
+        if replies is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(1):
+                    await replies.closed.wait()
 
     def abort(self) -> None:
+        """Drop the connection at once (a TLS one without its closing handshake: whatever
+        was to be said has been said, or the connection is broken)."""
         replies, self._replies = self._replies, None
         if replies is not None:
-            replies.transport.close()
+            replies.transport.abort()
+
+
+async def _discard(client: aiosmtplib.SMTP) -> None:
+    """Drop a connection that could not be set up, its socket included (a graceful TLS close
+    would leave the socket open until a handshake that may never come)."""
+    transport = cast(asyncio.Transport | None, client.transport)
+    if transport is not None:
+        transport.abort()
+    client.close()
+    await asyncio.sleep(0)  # the socket closes on the loop's next turn
 
 
 def _address(recipient: str) -> bytes:

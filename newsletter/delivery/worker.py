@@ -45,7 +45,7 @@ class Editions(Protocol):
 
     async def sending(self) -> list[tuple[int, str]]: ...
     async def statuses(self, edition_ids: Sequence[int]) -> dict[int, EditionStatus]: ...
-    async def finish_if_drained(self, edition_id: int, now: datetime) -> bool: ...
+    async def finish_if_drained(self, edition_id: int, now: datetime) -> EditionStatus | None: ...
     async def pause(self, edition_id: int, reason: str) -> bool: ...
     async def pause_if_failing(self, edition_id: int) -> str | None: ...
 
@@ -254,8 +254,11 @@ class Worker:
             if len(items) < limit:
                 now = utcnow()
                 for edition_id, _ in editions:
-                    if await self.editions.finish_if_drained(edition_id, now):
+                    ended = await self.editions.finish_if_drained(edition_id, now)
+                    if ended is EditionStatus.DONE:
                         log.info("edition.done", edition=edition_id)
+                    elif ended is EditionStatus.PAUSED:
+                        self._paused(edition_id)
         except (OperationalError, DBAPIError, OSError) as exc:
             log.warning("worker.claim_failed", error=str(exc).splitlines()[0])
             return []
@@ -302,9 +305,12 @@ class Worker:
         for edition_id in edition_ids:
             reason = await self.editions.pause_if_failing(edition_id)
             if reason:
-                metrics.EDITIONS_PAUSED.inc()
-                self.recheck.edition_stopped(edition_id)
-                log.warning("edition.paused", edition=edition_id, reason=reason)
+                self._paused(edition_id, reason)
+
+    def _paused(self, edition_id: int, reason: str | None = None) -> None:
+        metrics.EDITIONS_PAUSED.inc()
+        self.recheck.edition_stopped(edition_id)
+        log.warning("edition.paused", edition=edition_id, reason=reason or "too many failures")
 
     # -- leases ------------------------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from newsletter.editions.service import EditionReport
 from newsletter.personal.recipients import PersonalMail
 from newsletter.personal.tokens import LinkOwner
 from newsletter.rendering import PersonalTokens
+from newsletter.states import DeliveryStatus
 from newsletter.subscriptions.adding import add_batch
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
@@ -201,9 +202,9 @@ def summary(result: DemoResult) -> dict[str, object]:
         "articles": result.articles,
         "readers": result.readers,
         "edition": result.edition.id,
-        "sent": counts["sent"],
-        "skipped": counts["skipped"],
-        "failed": counts["failed"],
+        "sent": counts[DeliveryStatus.SENT],
+        "skipped": counts[DeliveryStatus.SKIPPED],
+        "failed": counts[DeliveryStatus.FAILED],
         "messages_in_outbox": result.messages,
         "outbox": str(result.paths.outbox),
         "digest": str(result.paths.digest),

@@ -80,11 +80,18 @@ def cancel(conn: Connection, edition_id: int, *, now: datetime) -> bool:
     return True
 
 
-def finish_if_drained(conn: Connection, edition_id: int, *, now: datetime) -> bool:
-    """sending → done when none of its deliveries is left to send."""
+def finish_if_drained(
+    conn: Connection, edition_id: int, *, now: datetime, config: DeliveryConfig
+) -> EditionStatus | None:
+    """sending → done when none of its deliveries is left to send; → paused instead when its
+    failures pass the pause policy (a worker may drain an edition before its failures are
+    weighed). The new status, or None when nothing changed."""
     if LEDGER.has_unfinished(conn, edition_id):
-        return False
-    return _move(conn, edition_id, (EditionStatus.SENDING,), status=EditionStatus.DONE, finished_at=now)
+        return None
+    if pause_if_failing(conn, edition_id, config):
+        return EditionStatus.PAUSED
+    done = _move(conn, edition_id, (EditionStatus.SENDING,), status=EditionStatus.DONE, finished_at=now)
+    return EditionStatus.DONE if done else None
 
 
 def pause_if_failing(conn: Connection, edition_id: int, config: DeliveryConfig) -> str | None:
@@ -139,9 +146,9 @@ class EditionControl:
             conn = await conn.execution_options(**READ_ONLY)
             return await conn.run_sync(statuses, edition_ids)
 
-    async def finish_if_drained(self, edition_id: int, now: datetime) -> bool:
+    async def finish_if_drained(self, edition_id: int, now: datetime) -> EditionStatus | None:
         async with self.engine.begin() as conn:
-            return await conn.run_sync(finish_if_drained, edition_id, now=now)
+            return await conn.run_sync(finish_if_drained, edition_id, now=now, config=self.config)
 
     async def pause(self, edition_id: int, reason: str) -> bool:
         async with self.engine.begin() as conn:

@@ -16,7 +16,7 @@ from newsletter.editions.builder import build_edition, open_edition
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
-from newsletter.states import UNFINISHED, EditionStatus
+from newsletter.states import UNFINISHED, DeliveryStatus, EditionStatus
 
 log = get_logger(__name__)
 
@@ -44,26 +44,11 @@ class EditionReport:
 
     @property
     def failed(self) -> int:
-        return self.counts.get("failed", 0)
+        return self.counts.get(DeliveryStatus.FAILED, 0)
 
     @property
     def unfinished(self) -> int:
         return sum(self.counts.get(s, 0) for s in UNFINISHED)
-
-
-def newsletter_or_error(
-    context: AppContext, newsletter_id: str | None, field_name: str = "newsletter"
-) -> Any:
-    settings = context.settings
-    if newsletter_id is None:
-        return settings.newsletters[0]
-    try:
-        return settings.newsletter(newsletter_id)
-    except KeyError:
-        known = ", ".join(n.id for n in settings.newsletters)
-        raise InvalidInput(
-            field_name, f"unknown newsletter {newsletter_id!r} (configured: {known})"
-        ) from None
 
 
 async def start_edition(
@@ -76,9 +61,9 @@ async def start_edition(
     renderer: DigestRenderer | None = None,
 ) -> Edition:
     """Build today's edition now, or continue today's if it exists (`new` for another one)."""
-    newsletter = newsletter_or_error(context, newsletter_id)
+    newsletter = context.settings.find_newsletter(newsletter_id)
     edition, _ = await open_edition(context, newsletter, now=now or utcnow(), trigger=trigger, new=new)
-    if edition.status == "building":
+    if edition.status == EditionStatus.BUILDING:
         edition = await build_edition(context, edition.id, renderer or DigestRenderer(context.settings))
     return edition
 

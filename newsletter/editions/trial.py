@@ -14,9 +14,9 @@ from newsletter.database.models import Subscriber, Subscription, utcnow
 from newsletter.database.sections import parse_sections
 from newsletter.delivery.smtp import SmtpReply, SmtpSession
 from newsletter.editions.selection import select_articles, window_start
-from newsletter.editions.service import newsletter_or_error
 from newsletter.personal.recipients import PersonalMail
 from newsletter.rendering import DigestRenderer, MessageTemplate
+from newsletter.states import SubscriberStatus
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ async def dry_run(
     context: AppContext, newsletter_id: str | None, *, now: datetime | None = None
 ) -> list[PlannedVariant]:
     """What `send` would do now: each group of readers, its articles, its rendered size."""
-    newsletter = newsletter_or_error(context, newsletter_id)
+    newsletter = context.settings.find_newsletter(newsletter_id)
     now = now or utcnow()
     renderer = DigestRenderer(context.settings)
     planned: list[PlannedVariant] = []
@@ -48,7 +48,10 @@ async def dry_run(
                 await session.execute(
                     select(Subscription.sections, func.count())
                     .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
-                    .where(Subscription.newsletter_id == newsletter.id, Subscriber.status == "active")
+                    .where(
+                        Subscription.newsletter_id == newsletter.id,
+                        Subscriber.status == SubscriberStatus.ACTIVE,
+                    )
                     .group_by(Subscription.sections)
                 )
             ).all()
@@ -74,7 +77,7 @@ async def send_test_copy(
     context: AppContext, newsletter_id: str | None, email: str, *, now: datetime | None = None
 ) -> SmtpReply:
     """Render the digest for every section and send one copy to `email`; record nothing."""
-    newsletter = newsletter_or_error(context, newsletter_id)
+    newsletter = context.settings.find_newsletter(newsletter_id)
     now = now or utcnow()
     async with context.db.engine.connect() as conn:
         conn = await conn.execution_options(**READ_ONLY)
@@ -87,7 +90,10 @@ async def send_test_copy(
     template = MessageTemplate.digest(context.settings, newsletter, rendered, date=now)
     tag = f"t.test.{int(now.timestamp())}"
     message = template.build(PersonalMail(context.settings).sample(email, newsletter.id, tag))
-    session_smtp = SmtpSession(context.settings.smtp)
+    # Through the first relay the newsletter may use, as its edition would go.
+    relays = dict((name, smtp) for name, smtp, _ in context.settings.smtp.relay_settings())
+    first = next((name for name in newsletter.relays if name in relays), next(iter(relays)))
+    session_smtp = SmtpSession(relays[first])
     await session_smtp.open()
     try:
         return await session_smtp.send(email, message.data, smtputf8=message.smtputf8)

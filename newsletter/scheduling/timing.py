@@ -14,11 +14,6 @@ def trigger_for(newsletter: NewsletterConfig) -> CronTrigger:
     return CronTrigger.from_crontab(newsletter.schedule, timezone=ZoneInfo(newsletter.timezone))
 
 
-def next_run(newsletter: NewsletterConfig, after: datetime) -> datetime | None:
-    fire: datetime | None = trigger_for(newsletter).get_next_fire_time(None, after)
-    return fire
-
-
 def missed_run(newsletter: NewsletterConfig, now: datetime, grace: timedelta) -> datetime | None:
     """The latest scheduled time in (now - grace, now], if any: a run the service may have missed."""
     trigger = trigger_for(newsletter)

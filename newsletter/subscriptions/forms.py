@@ -17,7 +17,7 @@ from newsletter.subscriptions.choices import (
     resolve_per_newsletter,
     string_list,
 )
-from newsletter.subscriptions.service import SignupRequest
+from newsletter.subscriptions.signup import SignupRequest
 
 HONEYPOT = "website"
 SIGNUP_FIELDS = ("email", "newsletters", "sections", "timezone", HONEYPOT)

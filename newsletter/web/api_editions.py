@@ -51,7 +51,7 @@ async def start(request: Request, context: ContextDep) -> JSONResponse:
     """Start today's edition now (or continue today's): recorded at once (202 with its id, status
     `building`); the workers build and deliver it."""
     body = await _start_request(request)
-    newsletter = service.newsletter_or_error(context, body.newsletter)
+    newsletter = context.settings.find_newsletter(body.newsletter)
     if body.dry_run:
         planned = await dry_run(context, newsletter.id)
         return JSONResponse({"dry_run": True, "variants": [asdict(p) for p in planned]}, status_code=200)

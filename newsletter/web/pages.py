@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from newsletter.config import Settings
+from newsletter.config import NewsletterConfig, Settings
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.ratelimit import SharedRateLimiter, count_request
 from newsletter.errors import InvalidInput, InvalidToken
@@ -25,7 +25,7 @@ from newsletter.subscriptions.forms import (
     parse_preferences,
     parse_signup,
 )
-from newsletter.subscriptions.service import SignupRequest
+from newsletter.subscriptions.signup import SignupRequest, signup
 from newsletter.web.bodies import decode_json, decode_urlencoded
 from newsletter.web.deps import ContextDep
 
@@ -179,9 +179,7 @@ async def subscribe(request: Request, pages: PagesDep, context: ContextDep) -> R
         # same transaction as its count.
         retry_after = await count_request(pages.limiter, context.db, session, client)
         if retry_after is None and signup_request is not None:
-            await service.signup(
-                session, settings=pages.settings, request=signup_request, actor=_actor(request)
-            )
+            await signup(session, settings=pages.settings, request=signup_request, actor=_actor(request))
     if retry_after is not None:
         return _too_many(pages, wants_json, retry_after)
     if problem is not None:
@@ -287,12 +285,12 @@ def _is_one_click(body: bytes) -> bool:
     )
 
 
-def _newsletter(settings: Settings, newsletter_id: str | None) -> Any:
-    if newsletter_id is None:
-        return None
+def _newsletter(settings: Settings, newsletter_id: str | None) -> NewsletterConfig | None:
+    """The newsletter a link names, if it is still configured (a page for a removed one still
+    answers, naming none)."""
     try:
-        return settings.newsletter(newsletter_id)
-    except KeyError:
+        return settings.find_newsletter(newsletter_id) if newsletter_id else None
+    except InvalidInput:
         return None
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.process import clean_environment
+from tests.support.process import clean_environment, start
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 
@@ -92,13 +92,7 @@ def test_serve_with_no_config_answers_healthz(tmp_path: Path) -> None:
         "NEWSLETTER_SERVER__WORKER": "false",
     }
     full_env = clean_environment(**env)
-    process = subprocess.Popen(
-        [*NEWSLETTER, "serve"],
-        cwd=tmp_path,
-        env=full_env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
+    process = start("serve", cwd=tmp_path, env=full_env)
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 
 from newsletter.config import Settings
@@ -43,5 +44,7 @@ async def test_sqlite_tracks_its_async_connection(context: AppContext, settings:
     assert foreground is not None
     async with context.db.session() as session, session.begin():
         await session.connection()
-        assert foreground.busy
-    assert not foreground.busy
+        # A background writer would wait for the connection in use...
+        assert await asyncio.to_thread(foreground.wait_for_turn, 0.01) is False
+    # ...and goes at once when it is back in its pool.
+    assert await asyncio.to_thread(foreground.wait_for_turn, 0.01) is True

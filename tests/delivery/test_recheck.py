@@ -5,9 +5,10 @@ from __future__ import annotations
 from sqlalchemy import delete, update
 
 from newsletter.context import AppContext
-from newsletter.database.models import Subscriber, Subscription, utcnow
+from newsletter.database.models import Edition, Subscriber, Subscription, utcnow
 from newsletter.delivery.recheck import Recheck
 from newsletter.delivery.work import WorkItem, WorkKind
+from tests.support.editions import EditionFactory, addresses
 from tests.support.factories import add_subscribers
 
 
@@ -61,7 +62,18 @@ async def test_a_new_pending_signup_still_gets_its_confirmation(context: AppCont
     assert recheck.refusal(confirmation) == "no longer pending"
 
 
-async def test_a_paused_edition_hands_its_work_back(context: AppContext) -> None:
+async def test_a_paused_edition_hands_its_work_back(context: AppContext, edition_for: EditionFactory) -> None:
+    edition = await edition_for(2)
+    [subscriber_id, _] = sorted((await addresses(context)).keys())
     recheck = Recheck(context)
-    recheck.edition_stopped(1)
-    assert recheck.refusal(digest_for(5)) == "released"
+    recheck.editions_sending({edition.id})
+    item = WorkItem(
+        WorkKind.DIGEST, 1, subscriber_id, 1, edition.id, None, "daily", "x@readers.example", eligible=True
+    )
+    await recheck.refresh()
+    assert recheck.refusal(item) is None
+    async with context.db.session() as session:
+        await session.execute(update(Edition).where(Edition.id == edition.id).values(status="paused"))
+        await session.commit()
+    await recheck.refresh()
+    assert recheck.refusal(item) == "released"

@@ -78,7 +78,8 @@ async def test_connection_dropped_during_data_raises() -> None:
         await session.open()
         with pytest.raises(SmtpConnectionLost):
             await session.send("r@readers.example", MESSAGE)
-    assert not session.connected
+        assert not session.connected
+        await session.close()
 
 
 async def test_slow_server_times_out() -> None:
@@ -88,6 +89,7 @@ async def test_slow_server_times_out() -> None:
         await session.open()
         with pytest.raises(SmtpConnectionLost):
             await session.send("r@readers.example", MESSAGE)
+        await session.close()
 
 
 async def test_server_down_is_unavailable_not_a_message_failure() -> None:
@@ -103,6 +105,7 @@ async def test_reconnect_after_configured_number_of_messages(smtp_server: SmtpSe
     assert not session.due_for_reconnect()
     await session.send("b@readers.example", MESSAGE)
     assert session.due_for_reconnect()
+    await session.close()
 
 
 def _self_signed(tmp_path: Path) -> ssl.SSLContext:

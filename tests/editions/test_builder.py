@@ -176,7 +176,7 @@ async def test_local_time_delivery_waits_for_each_readers_morning(make_settings:
         edition = await start_edition(context, "daily", now=built_at)
         async with context.db.session() as session:
             due = {
-                email.split("@")[0].rstrip("0123456789"): when
+                (email or "").split("@")[0].rstrip("0123456789"): when
                 for email, when in (
                     await session.execute(
                         select(Subscriber.email, Delivery.next_attempt_at)

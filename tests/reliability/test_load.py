@@ -21,7 +21,7 @@ import contextlib
 import statistics
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -123,7 +123,7 @@ async def test_signups_while_an_edition_is_sent(
     settings: Settings,
     context: AppContext,
     tmp_path: Path,
-    record_property: pytest.RecordProperty,
+    record_property: Callable[[str, object], None],
 ) -> None:
     await add_articles(context, 4)
     await add_subscribers(context, EDITION)

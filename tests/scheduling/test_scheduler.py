@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 
 from newsletter.config import Settings
 from newsletter.context import open_context
-from newsletter.database.models import utcnow
 from newsletter.scheduling.scheduler import build_scheduler, run_scheduler
-from newsletter.scheduling.timing import next_run
 from tests.conftest import SettingsFactory
 
 
@@ -31,10 +30,16 @@ async def test_jobs_for_each_newsletter_and_feed(make_settings: SettingsFactory,
             assert set(jobs) == {
                 "edition:daily", "edition:tokyo", "feed:0", "sweep", "cleanup", "articles-retention",
             }  # fmt: skip
-            now = utcnow()
-            for newsletter in settings.newsletters:
-                fire = jobs[f"edition:{newsletter.id}"].trigger.get_next_fire_time(None, now)
-                assert fire == next_run(newsletter, now)
+            # Monday 6 July 2026, noon UTC: London's next 07:00 is Tuesday's (06:00 UTC in summer);
+            # Tokyo's next weekday 06:30 is Tuesday's too (Monday 21:30 UTC).
+            monday = datetime(2026, 7, 6, 12, 0, tzinfo=UTC)
+            expected = {
+                "daily": datetime(2026, 7, 7, 6, 0, tzinfo=UTC),
+                "tokyo": datetime(2026, 7, 6, 21, 30, tzinfo=UTC),
+            }
+            for newsletter_id, when in expected.items():
+                fire = jobs[f"edition:{newsletter_id}"].trigger.get_next_fire_time(None, monday)
+                assert fire is not None and fire.astimezone(UTC) == when
             assert jobs["feed:0"].trigger.interval.total_seconds() == 600
         finally:
             scheduler.shutdown(wait=False)

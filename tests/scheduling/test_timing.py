@@ -7,7 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from newsletter.config import NewsletterConfig
-from newsletter.scheduling.timing import edition_day, missed_run, next_run
+from newsletter.scheduling.timing import edition_day, missed_run, trigger_for
+
+
+def next_run(newsletter: NewsletterConfig, after: datetime) -> datetime | None:
+    fire: datetime | None = trigger_for(newsletter).get_next_fire_time(None, after)
+    return fire
+
 
 LONDON = NewsletterConfig(id="daily", name="Daily", schedule="0 7 * * *", timezone="Europe/London")
 

@@ -179,7 +179,7 @@ async def test_export_neutralises_formulas_and_imports_back_unchanged(
         assert (await import_csv(context, write(tmp_path / "in.csv", rows))).added == 3
         out = tmp_path / "out.csv"
         assert await export_csv(context.db, out) == 3
-        exported = list(csv.reader(out.open(encoding="utf-8", newline="")))
+        exported = read_csv(out)
         assert exported[0][:4] == ["email", "status", "newsletters", "sections"]
         cells = [cell for row in exported[1:] for cell in row]
         assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for cell in cells)
@@ -197,7 +197,7 @@ async def test_export_neutralises_formulas_and_imports_back_unchanged(
         report = await import_csv(fresh, out)
         assert (report.added, report.invalid) == (3, 0)
         await export_csv(fresh.db, tmp_path / "again.csv")
-    again = list(csv.reader((tmp_path / "again.csv").open(encoding="utf-8", newline="")))
+    again = read_csv(tmp_path / "again.csv")
     assert {row[0]: row[:4] for row in again[1:]} == before
 
 
@@ -211,7 +211,7 @@ async def test_export_streams_subscribers_across_batches(
         report = await import_csv(context, write(tmp_path / "many.csv", "\n".join(lines) + "\n"))
         assert report.added == total
         assert await export_csv(context.db, tmp_path / "out.csv") == total
-    exported = list(csv.reader((tmp_path / "out.csv").open(encoding="utf-8", newline="")))[1:]
+    exported = read_csv(tmp_path / "out.csv")[1:]
     assert len(exported) == total
     assert {row[0] for row in exported} == {f"s{i}@example.com" for i in range(total)}
     assert {row[2] for row in exported} == {"daily;weekly"}
@@ -221,3 +221,8 @@ async def test_export_to_an_unwritable_place_is_a_clear_error(context: AppContex
     with pytest.raises(InvalidInput) as caught:
         await export_csv(context.db, tmp_path / "missing-dir" / "out.csv")
     assert "cannot write" in caught.value.message
+
+
+def read_csv(path: Path) -> list[list[str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))

@@ -7,7 +7,7 @@ import asyncio
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Subscriber, utcnow
-from newsletter.subscriptions import service
+from newsletter.subscriptions import signup as signups
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
 from tests.subscriptions.helpers import count, events, outbox, subscriber
@@ -17,7 +17,7 @@ async def test_a_signup_racing_another_for_the_same_address_uses_its_row(
     context: AppContext, settings: Settings
 ) -> None:
     address = normalise_address("race@example.com")
-    request = service.SignupRequest(address, {"daily": []})
+    request = signups.SignupRequest(address, {"daily": []})
     async with context.db.session() as first:
         await first.begin()
         first.add(
@@ -28,9 +28,9 @@ async def test_a_signup_racing_another_for_the_same_address_uses_its_row(
         )  # fmt: skip
         await first.flush()
 
-        async def second_signup() -> service.SignupOutcome:
+        async def second_signup() -> signups.SignupOutcome:
             async with context.db.session() as second, second.begin():
-                return await service.signup(
+                return await signups.signup(
                     second, settings=settings, request=request, actor=Actor.web("1.2.3.4", "x")
                 )
 

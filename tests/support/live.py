@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.process import clean_environment, start
+from tests.support.process import clean_environment, spawn
 from tests.support.smtp import free_port
 
 ADMIN_TOKEN = "live-admin-token-0123456789"
@@ -42,7 +42,7 @@ def live_server(folder: Path, database_url: str, **settings: str) -> Iterator[Li
         "NEWSLETTER_LOGGING__LEVEL": "WARNING",
     }
     env = clean_environment(**{**defaults, **settings})
-    process = start("serve", cwd=folder, env=env)
+    process = spawn("serve", cwd=folder, env=env)
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -60,3 +60,5 @@ def live_server(folder: Path, database_url: str, **settings: str) -> Iterator[Li
     finally:
         process.terminate()
         process.wait(30)
+        if process.stdout is not None:
+            process.stdout.close()

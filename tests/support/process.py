@@ -50,7 +50,32 @@ def newsletter(
     )
 
 
-def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+def spawn(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`newsletter ARGS` in the background, its output in `stdout`; the caller ends it and
+    closes its pipe (`with spawn(…) as process:`)."""
     return subprocess.Popen(
         [*NEWSLETTER, *args], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
+
+
+def start(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """`spawn` for one test: ended and closed after it by `reap_children` (conftest), whatever
+    the test did with it."""
+    process = spawn(*args, cwd=cwd, env=env)
+    _children.append(process)
+    return process
+
+
+_children: list[subprocess.Popen[str]] = []
+
+
+def reap_children() -> None:
+    """Kill what a test left running and close the pipes of every process it started."""
+    while _children:
+        process = _children.pop()
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

@@ -254,7 +254,7 @@ class FaultyMailbox(Mailbox):
 
     def _abort(self, session: Session) -> None:
         server = self._server_of.get(id(session))
-        if server is not None and server.transport is not None:
+        if server is not None and isinstance(server.transport, asyncio.Transport):
             server.transport.abort()
 
 
@@ -267,7 +267,7 @@ class _FaultySMTP(SMTP):
         faulty = isinstance(handler, FaultyMailbox) and envelope is not None and envelope.rcpt_tos
         if faulty and handler.drops_at_data(list(envelope.rcpt_tos)):  # type: ignore[union-attr]
             await self.push("354 End data with <CR><LF>.<CR><LF>")
-            assert self.transport is not None
+            assert isinstance(self.transport, asyncio.Transport)
             self.transport.abort()
             return
         await super().smtp_DATA(arg)

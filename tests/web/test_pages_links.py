@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from datetime import date, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +27,7 @@ from tests.subscriptions.helpers import (
 )
 from tests.web.test_pages_signup import TWO_NEWSLETTERS
 
-ONE_CLICK = {
+ONE_CLICK: dict[str, Any] = {
     "content": b"List-Unsubscribe=One-Click",
     "headers": {"content-type": "application/x-www-form-urlencoded"},
 }

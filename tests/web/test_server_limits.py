@@ -150,8 +150,9 @@ def test_a_worker_serves_its_metrics_on_a_loopback_listener(tmp_path: Path) -> N
         NEWSLETTER_SERVER__METRICS_PORT=str(port),
     )
     worker = subprocess.Popen(
-        [*NEWSLETTER, "worker"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
+        [*NEWSLETTER, "worker"], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        text=True,
+    )  # fmt: skip
     try:
         url = f"http://127.0.0.1:{port}/metrics"
 

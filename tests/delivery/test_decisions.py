@@ -1,0 +1,138 @@
+"""Every row of delivery.decisions: what each outcome means for a message, a relay, an edition
+and a reader."""
+
+from __future__ import annotations
+
+import pytest
+
+from newsletter.config import DeliveryConfig
+from newsletter.delivery import decisions
+from newsletter.delivery.decisions import Action, ConnectionAction
+from newsletter.delivery.smtp import SmtpConfigFault, SmtpReply, SmtpUnavailable
+
+CONFIG = DeliveryConfig(retry_base_seconds=60, retry_max_seconds=3600, server_down_max_backoff=60)
+
+
+@pytest.mark.parametrize(
+    ("code", "stage", "attempts", "action", "hard"),
+    [
+        (250, "body", 1, Action.SENT, False),
+        (251, "body", 1, Action.SENT, False),
+        (250, "rcpt", 1, Action.FAILED, False),  # a 2xx that is not the body's is no delivery
+        (421, "mail", 1, Action.RETRY, False),
+        (450, "rcpt", 2, Action.RETRY, False),
+        (451, "body", 4, Action.RETRY, False),
+        (452, "rcpt", 5, Action.FAILED, False),  # the fifth temporary failure is the last
+        (550, "rcpt", 1, Action.FAILED, True),
+        (551, "rcpt", 1, Action.FAILED, True),
+        (553, "rcpt", 1, Action.FAILED, True),
+        (552, "rcpt", 1, Action.FAILED, False),  # mailbox full: permanent, but no bounce
+        (550, "mail", 1, Action.FAILED, False),  # our sender refused: not the reader's fault
+        (550, "body", 1, Action.FAILED, False),  # content refused
+        (554, "data", 1, Action.FAILED, False),
+    ],
+)
+def test_replies(code: int, stage: str, attempts: int, action: Action, hard: bool) -> None:
+    decision = decisions.after_reply(
+        SmtpReply(code, "text", stage), attempts=attempts, max_attempts=5, config=CONFIG
+    )
+    assert (decision.action, decision.hard_bounce, decision.code) == (action, hard, code)
+    assert decision.reply == f"{code} text"
+    if action is Action.RETRY:
+        assert decision.delay is not None and 30 * 2 ** (attempts - 1) <= decision.delay <= 3600
+    else:
+        assert decision.delay is None
+
+
+@pytest.mark.parametrize(("attempts", "action"), [(1, Action.RETRY), (4, Action.RETRY), (5, Action.FAILED)])
+def test_a_lost_connection_is_retried_until_the_last_attempt(attempts: int, action: Action) -> None:
+    decision = decisions.after_lost_connection("reset", attempts=attempts, max_attempts=5, config=CONFIG)
+    assert decision.action is action and decision.reply == "connection lost: reset" and decision.code is None
+
+
+@pytest.mark.parametrize(
+    ("refusal", "action", "reply"),
+    [
+        ("released", Action.RELEASED, ""),
+        ("no longer subscribed", Action.SKIPPED, "no longer subscribed"),
+        ("unsubscribed from this newsletter", Action.SKIPPED, "unsubscribed from this newsletter"),
+    ],
+)
+def test_recheck_refusals(refusal: str, action: Action, reply: str) -> None:
+    decision = decisions.after_refusal(refusal)
+    assert (decision.action, decision.reply) == (action, reply)
+
+
+def test_what_cannot_be_built() -> None:
+    mine = decisions.unbuildable_for_reader("bad address")
+    assert mine.action is Action.FAILED and "bad address" in mine.reply
+    edition = decisions.unbuildable_variant("template x", edition_id=7, retry_seconds=60)
+    assert edition.action is Action.RELEASED and edition.delay is None
+    assert edition.pause_edition is not None and "newsletter editions resume 7" in edition.pause_edition
+    confirmation = decisions.unbuildable_variant("template y", edition_id=None, retry_seconds=60)
+    assert (confirmation.action, confirmation.delay, confirmation.pause_edition) == (
+        Action.RELEASED,
+        60,
+        None,
+    )
+    assert decisions.smtputf8_unsupported().action is Action.FAILED
+
+
+@pytest.mark.parametrize(
+    ("error", "action", "setting"),
+    [
+        (SmtpUnavailable("connection refused"), ConnectionAction.WAIT, None),
+        (SmtpUnavailable("timed out"), ConnectionAction.WAIT, None),
+        (SmtpConfigFault("smtp.password", "535 refused"), ConnectionAction.STOP, "smtp.password"),
+        (SmtpConfigFault("smtp.validate_certs", "bad cert"), ConnectionAction.STOP, "smtp.validate_certs"),
+    ],
+)
+def test_connections_that_fail(error: SmtpUnavailable, action: ConnectionAction, setting: str | None) -> None:
+    decision = decisions.after_open_failure(error)
+    assert (decision.action, decision.setting) == (action, setting)
+
+
+def test_reconnect_pauses_grow_to_the_cap() -> None:
+    pauses = [0.0]
+    for _ in range(12):
+        pauses.append(decisions.reconnect_pause(pauses[-1], CONFIG))
+    assert pauses[1] == 0.25 and pauses[2] == 0.5 and pauses[-1] == 60
+    assert pauses == sorted(pauses)
+
+
+@pytest.mark.parametrize(
+    ("sent", "failed", "total", "pauses"),
+    [
+        # More than 5 % of the first 1,000 attempts (of the whole edition when smaller) failed.
+        (95, 5, 1000, False),
+        (0, 50, 1000, False),
+        (10, 51, 1000, True),  # it need not wait for all 1,000 to know
+        (0, 6, 100, True),
+        (0, 5, 100, False),
+        (2000, 60, 5000, False),  # past the first 1,000 attempts it no longer pauses itself
+        (0, 1, 1, True),  # a one-reader edition that failed
+    ],
+)
+def test_the_pause_rule(sent: int, failed: int, total: int, pauses: bool) -> None:
+    reason = decisions.pause_reason(9, sent=sent, failed=failed, total=total, rate=0.05, window=1000)
+    assert (reason is not None) is pauses
+    if reason:
+        assert f"{failed} of the first {sent + failed} attempts" in reason and "resume 9" in reason
+
+
+@pytest.mark.parametrize(("bounces", "threshold", "bounced"), [(1, 1, True), (1, 2, False), (3, 2, True)])
+def test_the_bounce_rule(bounces: int, threshold: int, bounced: bool) -> None:
+    assert decisions.becomes_bounced(bounces, threshold) is bounced
+
+
+def test_a_test_copy_is_delivered_only_when_the_body_was_taken() -> None:
+    assert decisions.delivered(SmtpReply(250, "ok", "body"))
+    assert not decisions.delivered(SmtpReply(250, "ok", "rcpt"))
+    assert not decisions.delivered(SmtpReply(550, "no", "rcpt"))
+
+
+def test_retry_delays_double_with_jitter_and_stop_at_the_cap() -> None:
+    for attempts in range(1, 12):
+        delay = decisions.retry_delay(attempts, CONFIG)
+        ceiling = min(3600, 60 * 2 ** (attempts - 1))
+        assert ceiling / 2 <= delay <= ceiling
