@@ -8,7 +8,12 @@ class NewsletterError(Exception):
 
 
 class ConfigError(NewsletterError, ValueError):
-    """The configuration is missing, unreadable or invalid (exit status 2)."""
+    """The configuration is missing, unreadable or invalid (exit status 2); `setting` names the
+    key where one is to blame."""
+
+    def __init__(self, message: str, *, setting: str | None = None) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 class DatabaseUnavailable(NewsletterError, ConnectionError):

@@ -199,13 +199,40 @@ def test_several_relays_and_who_uses_them(tmp_path: Path) -> None:
     )
     settings = load_settings(write(tmp_path, text))
     relays = settings.smtp.relay_settings()
-    assert [(name, smtp.port, smtp.concurrency, weight) for name, smtp, weight in relays] == [
-        ("primary", 2525, 8, 3.0),
-        ("backup", 2526, 2, 1.0),
+    assert [(r.name, r.key, r.config.port, r.config.concurrency, r.weight) for r in relays] == [
+        ("primary", "smtp.relays[0]", 2525, 8, 3.0),
+        ("backup", "smtp.relays[1]", 2526, 2, 1.0),
     ]
-    assert all(smtp.from_address == settings.smtp.from_address for _, smtp, _ in relays)
+    assert all(r.config.from_address == settings.smtp.from_address for r in relays)
     single = load_settings(write(tmp_path, "[smtp]\nport = 2600\n")).smtp.relay_settings()
-    assert [(name, smtp.port) for name, smtp, _ in single] == [("default", 2600)]
+    assert [(r.name, r.key, r.config.port) for r in single] == [("default", "smtp", 2600)]
+
+
+def test_a_relay_takes_from_smtp_what_it_leaves_out(tmp_path: Path) -> None:
+    text = (
+        '[smtp]\nport = 2525\nsecurity = "starttls"\nusername = "news"\npassword = "shared-secret"\n'
+        "concurrency = 3\nrate_limit = 50\n"
+        '[[smtp.relays]]\nname = "own"\nhost = "relay.example"\nport = 465\nsecurity = "tls"\n'
+        'username = "other"\npassword = "its-own"\nconcurrency = 1\nrate_limit = 5\n'
+        '[[smtp.relays]]\nname = "inherits"\nhost = "relay2.example"\n'
+    )
+    own, inherits = load_settings(write(tmp_path, text)).smtp.relay_settings()
+    assert (own.config.port, own.config.security, own.config.username) == (465, "tls", "other")
+    assert (own.config.password.get_secret_value(), own.config.concurrency, own.config.rate_limit) == (
+        "its-own",
+        1,
+        5,
+    )
+    assert (inherits.config.host, inherits.config.port, inherits.config.security) == (
+        "relay2.example",
+        2525,
+        "starttls",
+    )
+    assert (inherits.config.username, inherits.config.password.get_secret_value()) == (
+        "news",
+        "shared-secret",
+    )
+    assert (inherits.config.concurrency, inherits.config.rate_limit) == (3, 50)
 
 
 @pytest.mark.parametrize(

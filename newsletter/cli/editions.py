@@ -31,7 +31,7 @@ from newsletter.delivery.decisions import delivered
 from newsletter.delivery.smtp import SmtpUnavailable
 from newsletter.delivery.worker import ConfigurationFault, Worker
 from newsletter.editions import service
-from newsletter.editions.sending import worker_for
+from newsletter.editions.sending import build_pending, worker_for
 from newsletter.editions.service import EditionReport
 from newsletter.editions.trial import dry_run, send_test_copy
 from newsletter.states import FINAL, DeliveryStatus, EditionStatus
@@ -248,7 +248,15 @@ def show(edition: EditionId, config: ConfigOption = None, json: JsonOption = Fal
 def resume(edition: EditionId, config: ConfigOption = None) -> None:
     """Continue a paused edition (it will not pause itself again)."""
     settings = load(config)
-    result = with_context(settings, lambda context: service.resume(context, edition))
+
+    async def work(context: AppContext) -> EditionReport:
+        result = await service.resume(context, edition)
+        if result.status == EditionStatus.BUILDING:  # paused before it was built: build it now
+            await build_pending(context, [edition])
+            result = await service.report(context, edition)
+        return result
+
+    result = with_context(settings, work)
     console.print(f"edition {result.id} is {result.status}; workers continue it.")
 
 

@@ -136,8 +136,8 @@ def _link_ages(settings: Settings) -> str | None:
 
 
 def _smtp_credentials(settings: Settings) -> str | None:
-    for index, (_, smtp, _) in enumerate(settings.smtp.relay_settings()):
-        key = f"smtp.relays.{index}.security" if settings.smtp.relays else "smtp.security"
+    for relay in settings.smtp.relay_settings():
+        smtp, key = relay.config, f"{relay.key}.security"
         has_credentials = bool(smtp.username or smtp.password.get_secret_value())
         if has_credentials and smtp.security == "none" and not is_loopback(smtp.host):
             return (

@@ -87,9 +87,9 @@ def _describe(exc: ValidationError, where: str, env: dict[str, str]) -> str:
     location = [str(part) for part in error["loc"]]
     message = str(error["msg"]).removeprefix("Value error, ")
     # Validators spanning several keys name the key at the start of their message.
-    named = re.match(r"^([a-z_]+(?:\.[a-z0-9_]+)*): (.*)$", message, re.DOTALL)
+    named = re.match(r"^([a-z_]+(?:\.[a-z0-9_]+|\[\d+\])*): (.*)$", message, re.DOTALL)
     if named and error["type"] == "value_error":
-        location += named.group(1).split(".")
+        location += re.sub(r"\[(\d+)\]", r".\1", named.group(1)).split(".")
         message = named.group(2)
     key = re.sub(r"\.(\d+)", r"[\1]", ".".join(location)) or "(top level)"
     env_name = ENV_PREFIX + "__".join(part.upper() for part in location[:2])

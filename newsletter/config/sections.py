@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -130,16 +130,23 @@ class RelayConfig(Section):
 
     name: RelayName
     host: str
-    port: int = Field(default=587, ge=1, le=65535)
-    security: Security = "starttls"
-    username: str = ""
-    password: SecretStr = SecretStr("")
-    validate_certs: bool = True
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Security | None = None
+    username: str | None = None
+    password: SecretStr | None = None
+    validate_certs: bool | None = None
     ca_file: Path | None = None
-    concurrency: int = Field(default=8, ge=1, le=500)
-    rate_limit: float = Field(default=0, ge=0)
+    concurrency: int | None = Field(default=None, ge=1, le=500)
+    rate_limit: float | None = Field(default=None, ge=0)
     # Its share of the work beside the others: a relay of weight 2 takes twice as much.
     weight: float = Field(default=1, gt=0, le=1000)
+
+
+class RelaySettings(NamedTuple):
+    name: str
+    key: str  # where it is configured, for messages: "smtp" or "smtp.relays[1]"
+    config: SmtpConfig  # the whole SMTP configuration it sends with
+    weight: float
 
 
 class SmtpConfig(Section):
@@ -177,18 +184,22 @@ class SmtpConfig(Section):
             raise ValueError(f"confirmation_relays: no relay named {', '.join(sorted(unknown))}")
         return self
 
-    def relay_settings(self) -> list[tuple[str, SmtpConfig, float]]:
-        """Each relay as a whole SMTP configuration of its own, with its name and weight."""
+    def relay_settings(self) -> list[RelaySettings]:
+        """Each relay as a whole SMTP configuration of its own: what the relay sets, and [smtp]
+        for the rest. Without relays, [smtp] is the one relay."""
         if not self.relays:
-            return [(DEFAULT_RELAY, self, 1.0)]
+            return [RelaySettings(DEFAULT_RELAY, "smtp", self, 1.0)]
         shared: dict[str, object] = {"relays": [], "confirmation_relays": []}
         return [
-            (
+            RelaySettings(
                 relay.name,
-                self.model_copy(update={**relay.model_dump(exclude={"name", "weight"}), **shared}),
+                f"smtp.relays[{index}]",
+                self.model_copy(
+                    update={**relay.model_dump(exclude={"name", "weight"}, exclude_none=True), **shared}
+                ),
                 relay.weight,
             )
-            for relay in self.relays
+            for index, relay in enumerate(self.relays)
         ]
 
     @property

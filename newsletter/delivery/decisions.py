@@ -1,8 +1,9 @@
 """The one place that decides what every outcome means: an SMTP reply, a dropped connection, a
 timeout, a message that could not be built, a reader who left, a connection that could not be
-opened, a failure rate that should pause an edition, a bounce that should stop a reader's mail.
+opened, a configuration the relay refused, a failure rate that should pause an edition, a bounce
+that should stop a reader's mail.
 
-Everything here is a pure function returning a typed decision; the worker carries it out.
+Everything here is a pure function from facts to a typed decision; the worker carries it out.
 """
 
 from __future__ import annotations
@@ -12,23 +13,32 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from newsletter.config import DeliveryConfig
-from newsletter.delivery.smtp import ReplyCode, SmtpConfigFault, SmtpReply, SmtpUnavailable
+from newsletter.delivery.recheck import Refusal
+from newsletter.delivery.smtp import OpenFailure, ReplyCode, SmtpReply, SmtpUnavailable
+from newsletter.delivery.work import Action
+from newsletter.errors import ConfigError
 
 # Recipient-level permanent refusals at RCPT that count as a hard bounce.
 HARD_BOUNCE_CODES = frozenset(
     {ReplyCode.MAILBOX_UNAVAILABLE, ReplyCode.USER_NOT_LOCAL, ReplyCode.MAILBOX_NAME_INVALID}
 )
 REPLY_CHARS = 1000
+# Failures to open a connection that waiting will not mend: the operator must change a setting.
+MISCONFIGURED = frozenset({OpenFailure.CERTIFICATE_REJECTED, OpenFailure.NO_STARTTLS, OpenFailure.NO_LOGIN})
 
 
-class Action(StrEnum):
-    """What becomes of a message's row (its new status; RELEASED: back to the queue untried)."""
+class FaultScope(StrEnum):
+    RELAY = "relay"  # this relay is out of rotation until fixed; the others carry on
+    SERVICE = "service"  # nothing can be sent until fixed (a bad DKIM key): sending stops
 
-    SENT = "sent"
-    RETRY = "retry"
-    FAILED = "failed"
-    SKIPPED = "skipped"
-    RELEASED = "released"
+
+@dataclass(frozen=True)
+class Fault:
+    """A configuration fault: retrying will not help, and no reader's message is to blame."""
+
+    scope: FaultScope
+    reason: str  # one line for the operator, naming `setting`
+    setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,16 +51,28 @@ class Decision:
     delay: float | None = None
     # Beyond this message: the edition must pause for this reason (it is no reader's fault).
     pause_edition: str | None = None
+    # Beyond this message: the configuration is at fault (the message goes back untried).
+    fault: Fault | None = None
 
 
-def after_reply(reply: SmtpReply, *, attempts: int, max_attempts: int, config: DeliveryConfig) -> Decision:
+# -- one message ------------------------------------------------------------------------------
+
+
+def after_reply(
+    reply: SmtpReply, *, attempts: int, max_attempts: int, config: DeliveryConfig, relay: str = "smtp"
+) -> Decision:
     """2xx to the body: sent. 4xx: retried until max_attempts, then failed. 5xx: failed at once,
-    a hard bounce when the recipient itself was refused at RCPT."""
+    a hard bounce when the recipient itself was refused at RCPT; but a 5xx to MAIL FROM refuses
+    our sender, whoever the reader: the relay's configuration is at fault, not the message."""
     text = str(reply)[:REPLY_CHARS]
     if reply.stage == "body" and 200 <= reply.code < 300:
         return Decision(Action.SENT, text, reply.code)
     if 400 <= reply.code < 500:
         return _again(text, reply.code, attempts, max_attempts, config)
+    if reply.stage == "mail" and reply.code >= 500:
+        setting = f"{relay}.username" if reply.code == ReplyCode.AUTH_REQUIRED else "smtp.from_address"
+        reason = f"{setting}: the relay {relay} refuses our sender: {text}"
+        return Decision(Action.RELEASED, text, reply.code, fault=Fault(FaultScope.RELAY, reason, setting))
     hard = reply.stage == "rcpt" and reply.code in HARD_BOUNCE_CODES
     return Decision(Action.FAILED, text, reply.code, hard_bounce=hard)
 
@@ -63,38 +85,58 @@ def after_lost_connection(
     return _again(f"connection lost: {reason}"[:REPLY_CHARS], None, attempts, max_attempts, config)
 
 
-def after_refusal(refusal: str) -> Decision:
+def after_refusal(refusal: Refusal) -> Decision:
     """The worker's re-check said no: the edition stopped (hand back), or the reader left (skip)."""
-    if refusal == RECHECK_RELEASE:
+    if refusal is Refusal.EDITION_STOPPED:
         return Decision(Action.RELEASED)
-    return Decision(Action.SKIPPED, refusal)
+    return Decision(Action.SKIPPED, refusal.value)
 
 
-RECHECK_RELEASE = "released"
+def after_lost_lease() -> Decision:
+    """The row was taken back while this worker could not renew its lease (the database was
+    away): another worker may be sending it, so this one sends nothing and records nothing new."""
+    return Decision(Action.RELEASED)
 
 
-def unbuildable_for_reader(error: str) -> Decision:
-    """This reader's own values cannot make a message (an address that cannot be sent): theirs
-    alone fails."""
-    return Decision(Action.FAILED, f"message could not be built: {error}"[:REPLY_CHARS])
-
-
-def unbuildable_variant(error: str, *, edition_id: int | None, retry_seconds: float) -> Decision:
-    """The template or variant cannot make anyone's message: no reader's delivery fails for it.
-    An edition pauses (resumed once fixed); a confirmation is tried again later."""
-    if edition_id is None:
-        return Decision(Action.RELEASED, delay=retry_seconds)
-    reason = f"messages could not be built: {error}; fix it, then `newsletter editions resume {edition_id}`"
-    return Decision(Action.RELEASED, pause_edition=reason)
+def invalid_recipient(error: str) -> Decision:
+    """An address no SMTP server could be given (a control character): never sendable."""
+    return Decision(Action.FAILED, f"invalid recipient: {error}"[:REPLY_CHARS])
 
 
 def smtputf8_unsupported() -> Decision:
     return Decision(Action.FAILED, "the SMTP server does not support SMTPUTF8 for this address")
 
 
+def after_build_failure(
+    error: Exception, *, template: bool, edition_id: int | None, retry_seconds: float
+) -> Decision:
+    """A message that could not be built. The configuration at fault (a DKIM key that cannot
+    sign): nothing can be sent until it is fixed. The template or variant at fault (`template`):
+    nobody's delivery fails; an edition pauses (resumed once fixed), a confirmation is tried
+    again later. This reader's own values at fault: theirs alone fails."""
+    if isinstance(error, ConfigError):
+        return Decision(Action.RELEASED, fault=Fault(FaultScope.SERVICE, str(error), error.setting))
+    if not template:
+        return Decision(Action.FAILED, f"message could not be built: {error}"[:REPLY_CHARS])
+    described = f"newsletter {error} is not configured" if isinstance(error, KeyError) else str(error)
+    if edition_id is None:
+        return Decision(Action.RELEASED, described[:REPLY_CHARS], delay=retry_seconds)
+    return Decision(
+        Action.RELEASED, described[:REPLY_CHARS], pause_edition=unbuildable(described, edition_id)
+    )
+
+
+def unbuildable(error: str, edition_id: int) -> str:
+    """Why an edition paused when its messages (or its variants) could not be built."""
+    return f"could not be built: {error}; fix it, then `newsletter editions resume {edition_id}`"
+
+
 def delivered(reply: SmtpReply) -> bool:
     """A test copy's verdict: the server took the message itself."""
     return reply.stage == "body" and 200 <= reply.code < 300
+
+
+# -- a connection -----------------------------------------------------------------------------
 
 
 class ConnectionAction(StrEnum):
@@ -110,16 +152,22 @@ class ConnectionDecision:
 
 
 def after_open_failure(error: SmtpUnavailable) -> ConnectionDecision:
-    """A relay that refused a connection: down for now, or misconfigured for good (a wrong
-    password retried would get the account locked; a rejected certificate stays rejected)."""
-    if isinstance(error, SmtpConfigFault):
-        return ConnectionDecision(ConnectionAction.STOP, str(error), error.setting)
+    """A relay that could not be opened: away for now, or misconfigured for good. A refused
+    password retried would get the account locked; a rejected certificate stays rejected. A
+    login refused with a 4xx (454: try again later) is the moment's, not the configuration's."""
+    temporary_login = error.failure is OpenFailure.LOGIN_REFUSED and _temporary(error.code)
+    if error.failure in MISCONFIGURED or (error.failure is OpenFailure.LOGIN_REFUSED and not temporary_login):
+        reason = f"{error.setting}: {error}" if error.setting else str(error)
+        return ConnectionDecision(ConnectionAction.STOP, reason, error.setting)
     return ConnectionDecision(ConnectionAction.WAIT, str(error))
 
 
 def reconnect_pause(previous: float, config: DeliveryConfig) -> float:
     """The next wait between attempts to reach a relay that is away: doubling, capped."""
     return min(max(previous * 2, 0.25), config.server_down_max_backoff)
+
+
+# -- editions and readers ---------------------------------------------------------------------
 
 
 def pause_reason(
@@ -152,3 +200,7 @@ def _again(text: str, code: int | None, attempts: int, max_attempts: int, config
     if attempts < max_attempts:
         return Decision(Action.RETRY, text, code, delay=retry_delay(attempts, config))
     return Decision(Action.FAILED, text, code)
+
+
+def _temporary(code: int | None) -> bool:
+    return code is not None and 400 <= code < 500

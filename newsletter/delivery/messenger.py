@@ -23,7 +23,7 @@ class Messenger(Protocol):
         ...
 
     async def open(self) -> None:
-        """Connect; SmtpUnavailable (or SmtpConfigFault) when that fails. No message is tried."""
+        """Connect; SmtpUnavailable, saying what failed, when that fails. No message is tried."""
         ...
 
     async def send(
@@ -38,9 +38,9 @@ class Messenger(Protocol):
 
 
 class SmtpMessenger:
-    def __init__(self, relay: str, config: SmtpConfig) -> None:
+    def __init__(self, relay: str, config: SmtpConfig, *, key: str = "smtp") -> None:
         self.relay = relay
-        self._session = SmtpSession(config)
+        self._session = SmtpSession(config, key=key)
 
     @property
     def supports_smtputf8(self) -> bool:

@@ -9,8 +9,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, case, func, select, update
 
-from newsletter.delivery.decisions import Action
-from newsletter.delivery.work import Result, WorkKind
+from newsletter.delivery.work import Action, Result, WorkKind
 from newsletter.states import DeliveryStatus
 
 
@@ -145,7 +144,7 @@ def _parameters(result: Result, owner: str, now: datetime) -> dict[str, object]:
     return {
         "b_id": result.item.id,
         "b_owner": owner,
-        "b_status": DeliveryStatus.QUEUED if released else result.action.value,
+        "b_status": result.action.status,
         "b_undo": 1 if released else 0,
         "b_code": result.code,
         "b_reply": result.reply,

@@ -6,14 +6,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import timedelta
+from enum import StrEnum
 
 from sqlalchemy import Row, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Edition, Subscriber, Subscription, utcnow
-from newsletter.delivery.decisions import RECHECK_RELEASE
 from newsletter.delivery.work import WorkItem, WorkKind
 from newsletter.states import EditionStatus, SubscriberStatus
 
@@ -24,12 +23,21 @@ FORGET_AFTER_SECONDS = 3600.0
 OVERLAP = timedelta(seconds=2)
 
 
+class Refusal(StrEnum):
+    """Why a claimed message is not to be sent now (delivery.decisions says what follows)."""
+
+    EDITION_STOPPED = "edition stopped"  # paused or cancelled since it was claimed
+    NOT_SUBSCRIBED = "no longer subscribed"
+    NOT_PENDING = "no longer pending"  # a confirmation for a reader who confirmed or left
+    LEFT_NEWSLETTER = "unsubscribed from this newsletter"
+
+
 class Recheck:
     # Seconds between looks: the longest a departure can take to reach a claimed message.
     interval = 0.2
 
-    def __init__(self, context: AppContext) -> None:
-        self.context = context
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
         self._since = utcnow() - OVERLAP
         # Subscribers whose status changed since (their new status, monotonic time noted), and
         # who left one newsletter.
@@ -46,25 +54,26 @@ class Recheck:
         self._sending = set(editions)
 
     def edition_stopped(self, edition_id: int) -> None:
+        """Known stopped now (this worker paused it); the next look confirms it, or sees it
+        resumed."""
         self._stopped.add(edition_id)
 
-    def refusal(self, item: WorkItem) -> str | None:
-        """None to send; RECHECK_RELEASE to hand the item back untried; else why it is skipped
-        (delivery.decisions.after_refusal says what follows)."""
+    def refusal(self, item: WorkItem) -> Refusal | None:
+        """None to send; else why not."""
         digest = item.kind is WorkKind.DIGEST
         if digest and item.edition_id in self._stopped:
-            return RECHECK_RELEASE
+            return Refusal.EDITION_STOPPED
         wanted = SubscriberStatus.ACTIVE if digest else SubscriberStatus.PENDING
         changed = self._changed.get(item.subscriber_id)
         if not item.eligible or item.email is None or (changed is not None and changed[0] != wanted):
-            return "no longer subscribed" if digest else "no longer pending"
+            return Refusal.NOT_SUBSCRIBED if digest else Refusal.NOT_PENDING
         if item.newsletter_id and (item.subscriber_id, item.newsletter_id) in self._left_newsletter:
-            return "unsubscribed from this newsletter"
+            return Refusal.LEFT_NEWSLETTER
         return None
 
     async def refresh(self) -> None:
         started = utcnow()
-        async with self.context.db.engine.connect() as conn:
+        async with self.engine.connect() as conn:
             conn = await conn.execution_options(**READ_ONLY)
             changed = (
                 await conn.execute(
@@ -74,11 +83,11 @@ class Recheck:
             if changed:
                 await self._note_changes(conn, changed)
             self._forget_old()
-            if self._sending:
-                rows = await conn.execute(
-                    select(Edition.id, Edition.status).where(Edition.id.in_(self._sending))
-                )
-                self._stopped.update(row.id for row in rows if row.status != EditionStatus.SENDING)
+            watched = self._sending | self._stopped
+            if watched:
+                rows = await conn.execute(select(Edition.id, Edition.status).where(Edition.id.in_(watched)))
+                # Recomputed each time: an edition resumed since is sent again.
+                self._stopped = {row.id for row in rows if row.status != EditionStatus.SENDING}
         self._since = started - OVERLAP
 
     def _forget_old(self) -> None:

@@ -8,10 +8,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from newsletter.delivery.decisions import Action
-from newsletter.delivery.work import Result, WorkItem, WorkKind
+from newsletter.delivery.work import Action, Result, WorkItem, WorkKind
 from newsletter.logs import get_logger
 
 log = get_logger(__name__)
@@ -71,7 +70,9 @@ class Recorder:
             try:
                 lost = await self.write(results, started)
                 break
-            except (OperationalError, DBAPIError, OSError) as exc:
+            except (OperationalError, InterfaceError, DBAPIError, OSError) as exc:
+                if isinstance(exc, DBAPIError) and not _connection_fault(exc):
+                    raise  # a statement the database refuses: retrying will not help
                 # The database went away: nothing is sent meanwhile (senders wait on us).
                 log.warning("ledger.write_failed", error=str(exc).splitlines()[0], retry_in=delay)
                 await asyncio.sleep(delay)
@@ -82,3 +83,9 @@ class Recorder:
         if failing and self.after_commit is not None:
             await self.after_commit({e for e in failing if e is not None})
         return lost
+
+
+def _connection_fault(exc: DBAPIError) -> bool:
+    """The database was away or the connection broke (worth retrying), as opposed to a statement
+    it refused (a constraint, a bug)."""
+    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated

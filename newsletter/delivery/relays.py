@@ -30,6 +30,7 @@ class RelayState(StrEnum):
 @dataclass
 class Relay:
     name: str
+    key: str  # where it is configured: "smtp" or "smtp.relays[1]"
     config: SmtpConfig
     weight: float
     limiter: RateLimiter
@@ -54,8 +55,8 @@ class RelayPool:
         self, smtp: SmtpConfig, newsletters: Sequence[NewsletterConfig], *, limiters: dict[str, RateLimiter]
     ) -> None:
         self.relays = [
-            Relay(name, config, weight, limiters.get(name) or RateLimiter(config.rate_limit))
-            for name, config, weight in smtp.relay_settings()
+            Relay(r.name, r.key, r.config, r.weight, limiters.get(r.name) or RateLimiter(r.config.rate_limit))
+            for r in smtp.relay_settings()
         ]
         everyone = [relay.name for relay in self.relays]
         self._confirmations = list(smtp.confirmation_relays) or everyone

@@ -13,13 +13,13 @@ from datetime import timedelta
 from newsletter.config import DeliveryConfig
 from newsletter.database.models import utcnow
 from newsletter.delivery import decisions, metrics
-from newsletter.delivery.decisions import Action, ConnectionAction, Decision
+from newsletter.delivery.decisions import ConnectionAction, Decision, Fault, FaultScope
 from newsletter.delivery.messages import MessageFactory
 from newsletter.delivery.messenger import Messenger
 from newsletter.delivery.recheck import Recheck
 from newsletter.delivery.relays import Relay, RelayPool, RelayState
 from newsletter.delivery.smtp import SmtpConnectionLost, SmtpUnavailable
-from newsletter.delivery.work import Result, WorkItem
+from newsletter.delivery.work import Action, Result, WorkItem
 from newsletter.logs import get_logger
 
 log = get_logger(__name__)
@@ -28,6 +28,8 @@ log = get_logger(__name__)
 # once committed: False when that attempt's lease is gone.
 Record = Callable[[Result | None, WorkItem | None], "asyncio.Future[bool]"]
 PauseEdition = Callable[[int, str], Awaitable[None]]
+# Stops the worker's sending: a configuration fault that no relay can work around.
+Stop = Callable[[Fault], None]
 
 
 @dataclass
@@ -57,6 +59,7 @@ class SenderParts:
     recheck: Recheck
     record: Record
     pause_edition: PauseEdition
+    stop: Stop
     delivery: DeliveryConfig
     stats: SenderStats = field(default_factory=SenderStats)
     in_flight: Callable[[int], None] = lambda change: None
@@ -76,7 +79,7 @@ class Sender:
         # unrecorded, and it is one of the rows marked started.
         unrecorded: Result | None = None
         try:
-            while not stopping.is_set():
+            while not stopping.is_set() and self.relay.state is not RelayState.MISCONFIGURED:
                 item = _take_nowait(self.relay)
                 if item is None:
                     self._flush(unrecorded)
@@ -87,9 +90,7 @@ class Sender:
                 if not self.messenger.ready() and not await self._connect(item, stopping):
                     self._flush(unrecorded)
                     unrecorded = None
-                    if self.relay.state is RelayState.MISCONFIGURED:
-                        return
-                    continue
+                    continue  # the loop ends here if the relay was found misconfigured
                 self.parts.in_flight(+1)
                 committed = self.parts.record(unrecorded, item)
                 unrecorded = None
@@ -172,11 +173,11 @@ class Sender:
         try:
             template = await parts.factory.prepare(item)
         except (ValueError, LookupError) as exc:
-            return await self._unbuildable(item, exc)
+            return await self._carry_out(item, self._build_failure(item, exc, template=True))
         try:
             message = await parts.factory.build(item, template)
         except ValueError as exc:
-            return self._result(item, decisions.unbuildable_for_reader(str(exc)))
+            return await self._carry_out(item, self._build_failure(item, exc, template=False))
         if message.smtputf8 and not self.messenger.supports_smtputf8:
             return self._result(item, decisions.smtputf8_unsupported())
         await self.relay.limiter.acquire()
@@ -190,33 +191,48 @@ class Sender:
             decision = decisions.after_lost_connection(
                 str(exc), attempts=item.attempts, max_attempts=max_attempts, config=parts.delivery
             )
-        except ValueError as exc:  # a control character in the address: never sendable
-            decision = Decision(Action.FAILED, f"invalid recipient: {exc}"[:1000])
+        except ValueError as exc:  # a control character in the address
+            decision = decisions.invalid_recipient(str(exc))
         else:
             if reply is None:
-                # Our lease ran out (the database was away longer than it lasts) and the row was
-                # handed back: another worker may be sending it. Nothing was delivered.
-                return self._result(item, Decision(Action.RELEASED))
+                return self._result(item, decisions.after_lost_lease())
             metrics.SEND_SECONDS.observe(time.perf_counter() - started)
             metrics.SMTP_REPLIES.labels(str(reply.code)).inc()
             decision = decisions.after_reply(
-                reply, attempts=item.attempts, max_attempts=max_attempts, config=parts.delivery
+                reply,
+                attempts=item.attempts,
+                max_attempts=max_attempts,
+                config=parts.delivery,
+                relay=self.relay.key,
             )
-        return self._result(item, decision, message.message_id)
+        return await self._carry_out(item, decision, message.message_id)
 
-    async def _unbuildable(self, item: WorkItem, exc: Exception) -> Result:
-        error = f"newsletter {exc} is not configured" if isinstance(exc, KeyError) else str(exc)
-        decision = decisions.unbuildable_variant(
-            error, edition_id=item.edition_id, retry_seconds=self.parts.delivery.server_down_max_backoff
+    def _build_failure(self, item: WorkItem, error: Exception, *, template: bool) -> Decision:
+        return decisions.after_build_failure(
+            error,
+            template=template,
+            edition_id=item.edition_id,
+            retry_seconds=self.parts.delivery.server_down_max_backoff,
         )
+
+    async def _carry_out(self, item: WorkItem, decision: Decision, message_id: str | None = None) -> Result:
+        """What a decision asks beyond its message: pause the edition, or take the relay (or all
+        sending) out for a configuration fault."""
         if decision.pause_edition is not None and item.edition_id is not None:
             await self.parts.pause_edition(item.edition_id, decision.pause_edition)
-        else:
-            log.error("message.unbuildable", kind=item.kind.value, error=error)
-        return self._result(item, decision)
+        elif decision.action is Action.RELEASED and decision.reply and decision.fault is None:
+            log.error("message.unbuildable", kind=item.kind.value, error=decision.reply)
+        fault = decision.fault
+        if fault is not None and fault.scope is FaultScope.RELAY:
+            log.error("smtp.misconfigured", relay=self.relay.name, setting=fault.setting, error=fault.reason)
+            self.parts.pool.misconfigured(self.relay, fault.reason)
+        elif fault is not None:
+            self.parts.stop(fault)
+        return self._result(item, decision, message_id)
 
     def _result(self, item: WorkItem, decision: Decision, message_id: str | None = None) -> Result:
         next_attempt = utcnow() + timedelta(seconds=decision.delay) if decision.delay is not None else None
+        released = decision.action is Action.RELEASED
         return Result(
             item,
             decision.action,
@@ -225,7 +241,7 @@ class Sender:
             message_id,
             next_attempt,
             decision.hard_bounce,
-            self.relay.name if decision.action is not Action.RELEASED else None,
+            self.relay.name if not released else None,
         )
 
 

@@ -11,7 +11,7 @@ import socket
 import ssl
 from collections import deque
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import cast
 
 import aiosmtplib
@@ -33,12 +33,18 @@ class ReplyCode(IntEnum):
     MAILBOX_BUSY = 450
     LOCAL_ERROR = 451
     NO_STORAGE = 452
+    AUTH_REQUIRED = 530
     AUTH_FAILED = 535
     MAILBOX_UNAVAILABLE = 550
     USER_NOT_LOCAL = 551
     STORAGE_EXCEEDED = 552
     MAILBOX_NAME_INVALID = 553
     TRANSACTION_FAILED = 554
+
+
+ACCEPTED = (ReplyCode.OK,)
+RECIPIENT_OK = (ReplyCode.OK, ReplyCode.WILL_FORWARD)
+GO_AHEAD = (ReplyCode.START_INPUT,)
 
 
 @dataclass(frozen=True)
@@ -52,17 +58,31 @@ class SmtpReply:
         return f"{self.code} {self.text}".strip()
 
 
+class OpenFailure(StrEnum):
+    """What went wrong while opening a connection (what it means is delivery.decisions' to say)."""
+
+    UNREACHABLE = "unreachable"  # refused, timed out, dropped, or the TLS handshake failed
+    LOGIN_REFUSED = "login refused"  # AUTH answered with an error (`code` tells which)
+    CERTIFICATE_REJECTED = "certificate rejected"
+    NO_STARTTLS = "no starttls"  # security = "starttls", but the server does not offer it
+    NO_LOGIN = "no login"  # credentials configured, but the server offers no way to log in
+
+
 class SmtpUnavailable(NewsletterError, ConnectionError):
-    """No usable connection: refused, timed out, TLS failed. No message was tried; it may work
-    again later (the server was down, restarting, overloaded)."""
+    """No usable connection; no message was tried. `setting` names the configuration key
+    involved, where one is."""
 
-
-class SmtpConfigFault(SmtpUnavailable):
-    """No usable connection, and waiting will not help: authentication refused, the certificate
-    rejected, TLS or AUTH not offered as configured. `setting` names the key to fix."""
-
-    def __init__(self, setting: str, message: str) -> None:
-        super().__init__(f"{setting}: {message}")
+    def __init__(
+        self,
+        message: str,
+        *,
+        failure: OpenFailure = OpenFailure.UNREACHABLE,
+        code: int | None = None,
+        setting: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.failure = failure
+        self.code = code
         self.setting = setting
 
 
@@ -164,8 +184,9 @@ class _Replies(asyncio.Protocol):
 class SmtpSession:
     """A persistent connection, reused for many messages until it breaks or has sent its share."""
 
-    def __init__(self, config: SmtpConfig) -> None:
+    def __init__(self, config: SmtpConfig, *, key: str = "smtp") -> None:
         self.config = config
+        self.key = key  # where this relay is configured, for error messages: smtp, smtp.relays[1]
         self.sent_on_connection = 0
         self.supports_smtputf8 = False
         self.pipelining = False
@@ -196,7 +217,7 @@ class SmtpSession:
                 await self._greet(client)
         except (TimeoutError, aiosmtplib.SMTPException, OSError, ssl.SSLError) as exc:
             await _discard(client)
-            raise _unavailable(exc, config) from None
+            raise _unavailable(exc, config, self.key) from None
         # An asyncio.Transport in spirit; uvloop's TCPTransport does not inherit from it.
         transport = cast(asyncio.Transport, client.transport)
         assert transport is not None
@@ -269,7 +290,7 @@ class SmtpSession:
         if self.pipelining:
             mail, rcpt, start = replies.expect(3)
             replies.transport.write(mail_from + rcpt_to + b"DATA\r\n")
-            steps = ((mail, "mail", (250,)), (rcpt, "rcpt", (250, 251)), (start, "data", (354,)))
+            steps = ((mail, "mail", ACCEPTED), (rcpt, "rcpt", RECIPIENT_OK), (start, "data", GO_AHEAD))
             for future, stage, wanted in steps:
                 code, text = await future
                 if code not in wanted:
@@ -278,9 +299,9 @@ class SmtpSession:
                     return SmtpReply(code, text, stage)
             return None
         for command, stage, wanted in (
-            (mail_from, "mail", (250,)),
-            (rcpt_to, "rcpt", (250, 251)),
-            (b"DATA\r\n", "data", (354,)),
+            (mail_from, "mail", ACCEPTED),
+            (rcpt_to, "rcpt", RECIPIENT_OK),
+            (b"DATA\r\n", "data", GO_AHEAD),
         ):
             [future] = replies.expect(1)
             replies.transport.write(command)
@@ -299,7 +320,7 @@ class SmtpSession:
         except (TimeoutError, SmtpConnectionLost, OSError):
             self.abort()
             return
-        if code != 250:
+        if code != ReplyCode.OK:
             self.abort()
 
     def _live(self) -> _Replies:
@@ -358,27 +379,39 @@ def _lost(exc: BaseException) -> SmtpConnectionLost:
     return SmtpConnectionLost(_describe(exc))
 
 
-def _unavailable(exc: BaseException, config: SmtpConfig) -> SmtpUnavailable:
-    """What failed while connecting: a fault of the configuration, or of the moment."""
+def _unavailable(exc: BaseException, config: SmtpConfig, key: str) -> SmtpUnavailable:
+    """What failed while connecting, as the facts delivery.decisions needs."""
     causes = _chain(exc)
-    if any(isinstance(cause, ssl.SSLCertVerificationError) for cause in causes):
-        verify = next(c for c in causes if isinstance(c, ssl.SSLCertVerificationError))
-        return SmtpConfigFault(
-            "smtp.validate_certs",
-            f"{config.host}'s certificate was rejected ({verify.verify_message or verify}); "
-            "use a certificate the system trusts, name its CA in smtp.ca_file, or turn validate_certs off",
+    verify = next((c for c in causes if isinstance(c, ssl.SSLCertVerificationError)), None)
+    if verify is not None:
+        return SmtpUnavailable(
+            f"{config.host}'s certificate was rejected ({verify.verify_message or verify}); use a "
+            f"certificate the system trusts, name its CA in {key}.ca_file, or turn validate_certs off",
+            failure=OpenFailure.CERTIFICATE_REJECTED,
+            setting=f"{key}.validate_certs",
         )
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):
-        return SmtpConfigFault(
-            "smtp.password",
+        return SmtpUnavailable(
             f"{config.host} refused the login of {config.username!r}: {exc.code} {exc.message}",
+            failure=OpenFailure.LOGIN_REFUSED,
+            code=exc.code,
+            setting=f"{key}.password",
         )
     text = str(exc)
     if "STARTTLS extension not supported" in text:
-        return SmtpConfigFault("smtp.security", f"{config.host} does not offer STARTTLS")
+        return SmtpUnavailable(
+            f"{config.host} does not offer STARTTLS",
+            failure=OpenFailure.NO_STARTTLS,
+            setting=f"{key}.security",
+        )
     if "No suitable authentication method" in text or "AUTH extension not supported" in text:
-        return SmtpConfigFault("smtp.username", f"{config.host} offers no way to log in: {text}")
-    return SmtpUnavailable(_describe(exc))
+        return SmtpUnavailable(
+            f"{config.host} offers no way to log in: {text}",
+            failure=OpenFailure.NO_LOGIN,
+            setting=f"{key}.username",
+        )
+    code = exc.code if isinstance(exc, aiosmtplib.SMTPResponseException) else None
+    return SmtpUnavailable(_describe(exc), code=code)
 
 
 def _chain(exc: BaseException) -> list[BaseException]:

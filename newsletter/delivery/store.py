@@ -16,15 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import (
-    Connection,
-    Select,
-    Table,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, Select, Table, delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, Subscription, utcnow
@@ -39,6 +31,9 @@ SUBSCRIBERS = cast(Table, Subscriber.__table__)
 SUBSCRIPTIONS = cast(Table, Subscription.__table__)
 EDITIONS = cast(Table, Edition.__table__)
 EVENTS = cast(Table, Event.__table__)
+
+# The audit event a hard bounce leaves on its subscriber (beside subscriptions.audit's kinds).
+BOUNCE_EVENT = "bounce"
 
 _RECIPIENTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status, SUBSCRIBERS.c.token_nonce)
 
@@ -174,7 +169,7 @@ class LedgerStore:
             [
                 {
                     "at": now,
-                    "kind": "bounce",
+                    "kind": BOUNCE_EVENT,
                     "subscriber_id": b.subscriber_id,
                     "newsletter_id": b.newsletter_id,
                     "detail": json.dumps({"reply": b.reply, "edition": b.edition_id}),
@@ -279,6 +274,12 @@ class LedgerStore:
         )
         return int(getattr(done, "rowcount", 0) or 0)
 
+    def forget_subscribers(self, conn: Connection, subscriber_ids: Sequence[int]) -> None:
+        """The outbox rows of signups about to be deleted (never confirmed: they were never sent
+        a digest, so only confirmation emails name them)."""
+        if subscriber_ids:
+            conn.execute(delete(MESSAGES).where(MESSAGES.c.subscriber_id.in_(list(subscriber_ids))))
+
     def scrub_replies(self, conn: Connection, subscriber_id: int, *, replacement: str) -> None:
         """SMTP replies often quote the address: an erased reader's are replaced."""
         for queue in self.queues.values():
@@ -335,7 +336,7 @@ def _attach(item: WorkItem, person: Any, *, eligible: bool) -> None:
 
 def _confirmation(subscriber_id: int, newsletter_id: str | None, now: datetime) -> dict[str, object]:
     return {
-        "kind": "confirmation",
+        "kind": WorkKind.CONFIRMATION.value,
         "subscriber_id": subscriber_id,
         "newsletter_id": newsletter_id,
         "status": DeliveryStatus.QUEUED,

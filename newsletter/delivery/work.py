@@ -6,7 +6,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from newsletter.delivery.decisions import Action
+from newsletter.states import DeliveryStatus
+
+
+class Action(StrEnum):
+    """What becomes of a claimed row: a new status, or RELEASED (back to the queue untried)."""
+
+    SENT = "sent"
+    RETRY = "retry"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    RELEASED = "released"
+
+    @property
+    def status(self) -> DeliveryStatus:
+        """The row's status once the action is recorded."""
+        return DeliveryStatus.QUEUED if self is Action.RELEASED else DeliveryStatus(self.value)
 
 
 class WorkKind(StrEnum):

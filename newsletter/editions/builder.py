@@ -27,6 +27,7 @@ from newsletter.database.models import (
     utcnow,
 )
 from newsletter.database.sections import parse_sections
+from newsletter.delivery.decisions import unbuildable
 from newsletter.delivery.store import LEDGER
 from newsletter.editions import lifecycle
 from newsletter.editions.selection import select_articles, window_start
@@ -62,26 +63,27 @@ async def open_edition(
         if latest is not None and not new:
             return latest, False
         sequence = latest.sequence + 1 if latest is not None else 0
-        edition = Edition(
-            newsletter_id=newsletter.id,
-            edition_date=day,
-            sequence=sequence,
-            status=EditionStatus.BUILDING,
-            trigger=trigger,
-            since_at=await window_start(session, newsletter, now),
-            cutoff_at=now,
-            total=0,
-            auto_pause=True,
-            created_at=now,
-        )
-        session.add(edition)
+        since = await window_start(session, newsletter, now)
         try:
+            edition_id = await session.run_sync(
+                lambda sync: lifecycle.start(
+                    sync.connection(),
+                    newsletter_id=newsletter.id,
+                    day=day,
+                    sequence=sequence,
+                    trigger=trigger,
+                    since=since,
+                    now=now,
+                )
+            )
             await session.commit()
         except IntegrityError:
             await session.rollback()
             existing = await _latest(session, newsletter.id, day)
             assert existing is not None
             return existing, False
+        edition = await session.get(Edition, edition_id)
+        assert edition is not None
     log.info("edition.created", edition=edition.id, newsletter=newsletter.id, date=str(day), trigger=trigger)
     return edition, True
 
@@ -117,7 +119,7 @@ async def build_edition(context: AppContext, edition_id: int, renderer: DigestRe
 
 
 async def _pause_unbuilt(context: AppContext, edition_id: int, error: str) -> Edition:
-    reason = f"could not be built: {error}; fix it, then `newsletter editions resume {edition_id}`"
+    reason = unbuildable(error, edition_id)
     async with context.db.session() as session:
         await session.run_sync(lambda sync: lifecycle.pause(sync.connection(), edition_id, reason))
         await session.commit()

@@ -1,6 +1,6 @@
 """An edition's life, as one state machine: every change of `editions.status` is made here.
 
-    building ──build──▶ sending ──finish──▶ done
+  ──start──▶ building ──build──▶ sending ──finish──▶ done
        │  ▲               │  ▲
      pause│ │resume     pause│ │resume
        ▼  │               ▼  │
@@ -14,10 +14,10 @@ made the transition; the others learn it from the False they get.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from typing import cast
 
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from newsletter.config import DeliveryConfig
@@ -38,6 +38,37 @@ def _move(conn: Connection, edition_id: int, from_: Iterable[EditionStatus], **v
         .values(**values)
     )
     return bool(getattr(result, "rowcount", 0))
+
+
+def start(
+    conn: Connection,
+    *,
+    newsletter_id: str,
+    day: date,
+    sequence: int,
+    trigger: str,
+    since: datetime | None,
+    now: datetime,
+) -> int:
+    """→ building: the intent to send an edition, recorded (a builder renders and enqueues it).
+    IntegrityError when another process recorded the same (newsletter, day, sequence) first."""
+    inserted = conn.execute(
+        insert(EDITIONS)
+        .values(
+            newsletter_id=newsletter_id,
+            edition_date=day,
+            sequence=sequence,
+            status=EditionStatus.BUILDING,
+            trigger=trigger,
+            since_at=since,
+            cutoff_at=now,
+            total=0,
+            auto_pause=True,
+            created_at=now,
+        )
+        .returning(EDITIONS.c.id)
+    )
+    return int(inserted.scalar_one())
 
 
 def built(conn: Connection, edition_id: int, *, total: int, now: datetime) -> bool:

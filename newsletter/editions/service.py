@@ -103,19 +103,17 @@ async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionR
 
 
 async def resume(context: AppContext, edition_id: int) -> EditionReport:
-    """Continue a paused edition (no more automatic pauses for it), or build one that was paused
-    before it was ever built, or finish building one whose builder died."""
+    """Continue a paused edition (no more automatic pauses for it): back to sending, or to
+    building when it was paused before it was ever built (a builder then builds it). An edition
+    still building is left to its builder (the sweep restarts one whose builder died)."""
     async with context.db.engine.begin() as conn:
         status = await conn.scalar(select(Edition.status).where(Edition.id == edition_id))
         if status is None:
             raise NotFound(f"edition {edition_id}")
         if status not in (EditionStatus.PAUSED, EditionStatus.BUILDING):
             raise InvalidInput("edition", f"edition {edition_id} is {status}, not paused")
-        resumed = (
-            await conn.run_sync(lifecycle.resume, edition_id) if status == EditionStatus.PAUSED else None
-        )
-    if status == EditionStatus.BUILDING or resumed is EditionStatus.BUILDING:
-        await build_edition(context, edition_id, DigestRenderer(context.settings))
+        if status == EditionStatus.PAUSED:
+            await conn.run_sync(lifecycle.resume, edition_id)
     log.info("edition.resumed", edition=edition_id)
     return await report(context, edition_id)
 

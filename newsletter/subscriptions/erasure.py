@@ -27,7 +27,7 @@ from newsletter.subscriptions.service import find_by_key
 
 log = get_logger(__name__)
 
-ERASED = "erased"
+ERASED = SubscriberStatus.ERASED
 
 
 async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: datetime | None = None) -> int:
@@ -42,7 +42,6 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
         raise NotFound("no subscriber has that address")
     await skip_for(session, subscriber.id, None, reason=ERASED, now=now)
     await session.execute(delete(Subscription).where(Subscription.subscriber_id == subscriber.id))
-    # SMTP replies often quote the address.
     # SMTP replies often quote the address.
     await within(session, lambda conn: LEDGER.scrub_replies(conn, subscriber.id, replacement=ERASED))
     subscriber.email = None
@@ -82,6 +81,7 @@ async def expire_pending(session: AsyncSession, *, settings: Settings, now: date
         await audit.scrub(session, subscriber_id)
         audit.record(session, audit.EXPIRY, subscriber_id, Actor("system"), at=now)
     if doomed:
+        await within(session, lambda conn: LEDGER.forget_subscribers(conn, doomed))
         await session.execute(delete(Subscriber).where(Subscriber.id.in_(doomed)))
     lapsed = list(
         (

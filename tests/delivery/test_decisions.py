@@ -7,8 +7,11 @@ import pytest
 
 from newsletter.config import DeliveryConfig
 from newsletter.delivery import decisions
-from newsletter.delivery.decisions import Action, ConnectionAction
-from newsletter.delivery.smtp import SmtpConfigFault, SmtpReply, SmtpUnavailable
+from newsletter.delivery.decisions import ConnectionAction, FaultScope
+from newsletter.delivery.recheck import Refusal
+from newsletter.delivery.smtp import OpenFailure, SmtpReply, SmtpUnavailable
+from newsletter.delivery.work import Action
+from newsletter.errors import ConfigError, RenderError
 
 CONFIG = DeliveryConfig(retry_base_seconds=60, retry_max_seconds=3600, server_down_max_backoff=60)
 
@@ -27,7 +30,6 @@ CONFIG = DeliveryConfig(retry_base_seconds=60, retry_max_seconds=3600, server_do
         (551, "rcpt", 1, Action.FAILED, True),
         (553, "rcpt", 1, Action.FAILED, True),
         (552, "rcpt", 1, Action.FAILED, False),  # mailbox full: permanent, but no bounce
-        (550, "mail", 1, Action.FAILED, False),  # our sender refused: not the reader's fault
         (550, "body", 1, Action.FAILED, False),  # content refused
         (554, "data", 1, Action.FAILED, False),
     ],
@@ -51,45 +53,117 @@ def test_a_lost_connection_is_retried_until_the_last_attempt(attempts: int, acti
 
 
 @pytest.mark.parametrize(
+    ("code", "setting"),
+    [(530, "smtp.relays[1].username"), (550, "smtp.from_address"), (553, "smtp.from_address")],
+)
+def test_a_refused_sender_is_the_relays_configuration_not_the_readers(code: int, setting: str) -> None:
+    """A 5xx to MAIL FROM would refuse every reader alike: no message fails for it."""
+    decision = decisions.after_reply(
+        SmtpReply(code, "no", "mail"), attempts=1, max_attempts=5, config=CONFIG, relay="smtp.relays[1]"
+    )
+    assert decision.action is Action.RELEASED and decision.fault is not None
+    assert (decision.fault.scope, decision.fault.setting) == (FaultScope.RELAY, setting)
+    assert decision.fault.reason.startswith(setting) and "smtp.relays[1]" in decision.fault.reason
+
+
+def test_a_temporary_refusal_of_the_sender_is_retried() -> None:
+    decision = decisions.after_reply(
+        SmtpReply(451, "later", "mail"), attempts=1, max_attempts=5, config=CONFIG
+    )
+    assert decision.action is Action.RETRY and decision.fault is None
+
+
+@pytest.mark.parametrize(
     ("refusal", "action", "reply"),
     [
-        ("released", Action.RELEASED, ""),
-        ("no longer subscribed", Action.SKIPPED, "no longer subscribed"),
-        ("unsubscribed from this newsletter", Action.SKIPPED, "unsubscribed from this newsletter"),
+        (Refusal.EDITION_STOPPED, Action.RELEASED, ""),
+        (Refusal.NOT_SUBSCRIBED, Action.SKIPPED, "no longer subscribed"),
+        (Refusal.NOT_PENDING, Action.SKIPPED, "no longer pending"),
+        (Refusal.LEFT_NEWSLETTER, Action.SKIPPED, "unsubscribed from this newsletter"),
     ],
 )
-def test_recheck_refusals(refusal: str, action: Action, reply: str) -> None:
+def test_recheck_refusals(refusal: Refusal, action: Action, reply: str) -> None:
     decision = decisions.after_refusal(refusal)
     assert (decision.action, decision.reply) == (action, reply)
 
 
+def test_a_lost_lease_hands_the_message_back_and_an_unsendable_address_fails() -> None:
+    assert decisions.after_lost_lease().action is Action.RELEASED
+    invalid = decisions.invalid_recipient("a space")
+    assert invalid.action is Action.FAILED and invalid.reply == "invalid recipient: a space"
+    assert decisions.smtputf8_unsupported().action is Action.FAILED
+
+
 def test_what_cannot_be_built() -> None:
-    mine = decisions.unbuildable_for_reader("bad address")
-    assert mine.action is Action.FAILED and "bad address" in mine.reply
-    edition = decisions.unbuildable_variant("template x", edition_id=7, retry_seconds=60)
+    def built(error: Exception, template: bool, edition: int | None) -> decisions.Decision:
+        return decisions.after_build_failure(error, template=template, edition_id=edition, retry_seconds=60)
+
+    mine = built(ValueError("bad address"), False, 7)
+    assert mine.action is Action.FAILED and "bad address" in mine.reply and mine.fault is None
+    edition = built(RenderError("template x"), True, 7)
     assert edition.action is Action.RELEASED and edition.delay is None
     assert edition.pause_edition is not None and "newsletter editions resume 7" in edition.pause_edition
-    confirmation = decisions.unbuildable_variant("template y", edition_id=None, retry_seconds=60)
+    confirmation = built(RenderError("template y"), True, None)
     assert (confirmation.action, confirmation.delay, confirmation.pause_edition) == (
         Action.RELEASED,
         60,
         None,
     )
-    assert decisions.smtputf8_unsupported().action is Action.FAILED
+    unknown = built(KeyError("weekly"), True, 7)
+    assert (
+        unknown.pause_edition is not None and "newsletter 'weekly' is not configured" in unknown.pause_edition
+    )
+    # The configuration at fault, wherever it shows: nobody's message fails, all sending stops.
+    for template in (True, False):
+        key = built(ConfigError("dkim.private_key_file: x", setting="dkim.private_key_file"), template, 7)
+        assert key.action is Action.RELEASED and key.pause_edition is None and key.fault is not None
+        assert (key.fault.scope, key.fault.setting) == (FaultScope.SERVICE, "dkim.private_key_file")
+
+
+LOGIN_REFUSED = OpenFailure.LOGIN_REFUSED
+
+
+def unavailable(failure: OpenFailure, code: int | None = None, setting: str | None = None) -> SmtpUnavailable:
+    return SmtpUnavailable("what happened", failure=failure, code=code, setting=setting)
 
 
 @pytest.mark.parametrize(
     ("error", "action", "setting"),
     [
         (SmtpUnavailable("connection refused"), ConnectionAction.WAIT, None),
-        (SmtpUnavailable("timed out"), ConnectionAction.WAIT, None),
-        (SmtpConfigFault("smtp.password", "535 refused"), ConnectionAction.STOP, "smtp.password"),
-        (SmtpConfigFault("smtp.validate_certs", "bad cert"), ConnectionAction.STOP, "smtp.validate_certs"),
+        (SmtpUnavailable("421 too busy", code=421), ConnectionAction.WAIT, None),
+        (
+            unavailable(OpenFailure.LOGIN_REFUSED, 535, "smtp.password"),
+            ConnectionAction.STOP,
+            "smtp.password",
+        ),
+        (
+            unavailable(OpenFailure.LOGIN_REFUSED, 534, "smtp.password"),
+            ConnectionAction.STOP,
+            "smtp.password",
+        ),
+        # 454: "temporary authentication failure": the moment's, not the password's.
+        (
+            unavailable(OpenFailure.LOGIN_REFUSED, 454, "smtp.password"),
+            ConnectionAction.WAIT,
+            "smtp.password",
+        ),
+        (
+            unavailable(OpenFailure.CERTIFICATE_REJECTED, None, "smtp.relays[0].validate_certs"),
+            ConnectionAction.STOP,
+            "smtp.relays[0].validate_certs",
+        ),
+        (unavailable(OpenFailure.NO_STARTTLS, None, "smtp.security"), ConnectionAction.STOP, "smtp.security"),
+        (unavailable(OpenFailure.NO_LOGIN, None, "smtp.username"), ConnectionAction.STOP, "smtp.username"),
     ],
 )
 def test_connections_that_fail(error: SmtpUnavailable, action: ConnectionAction, setting: str | None) -> None:
     decision = decisions.after_open_failure(error)
-    assert (decision.action, decision.setting) == (action, setting)
+    assert decision.action is action
+    if action is ConnectionAction.STOP:
+        assert decision.setting == setting and decision.reason == f"{setting}: what happened"
+    else:
+        assert decision.setting is None
 
 
 def test_reconnect_pauses_grow_to_the_cap() -> None:

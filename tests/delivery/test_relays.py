@@ -15,13 +15,14 @@ from sqlalchemy import select
 
 from newsletter.context import open_context
 from newsletter.database.models import Delivery
+from newsletter.delivery.store import enqueue_confirmations
 from newsletter.delivery.worker import ConfigurationFault
 from newsletter.editions.sending import drain, worker_for
 from newsletter.editions.service import start_edition
 from tests.conftest import SettingsFactory
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.process import environment_for, newsletter
-from tests.support.smtp import Mailbox, SmtpServer
+from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer
 
 FAST = {"retry_base_seconds": 0.05, "retry_max_seconds": 0.2, "server_down_max_backoff": 0.5}
 
@@ -79,7 +80,9 @@ async def test_a_relay_gone_mid_edition_leaves_the_others_to_carry_it(make_setti
     # connection it had) may have reached that server and gone again through the other relay,
     # with the same Message-ID, as after any dropped connection.
     assert len(received) == 600
-    assert sum(count - 1 for count in received.values()) <= settings.smtp.relays[0].concurrency
+    assert (
+        sum(count - 1 for count in received.values()) <= settings.smtp.relay_settings()[0].config.concurrency
+    )
     assert sum(count for (status, _), count in carried.items() if status == "sent") == 600
     assert carried[("sent", "first")] == going.count() and carried[("sent", "second")] == staying.count()
     assert staying.count() > 300
@@ -113,8 +116,11 @@ async def test_a_refused_password_stops_sending_and_fails_nobody(make_settings: 
             await add_subscribers(context, 30)
             edition = await start_edition(context, "daily")
             worker = worker_for(context, only={edition.id})
+            service_stopping = asyncio.Event()
             with pytest.raises(ConfigurationFault) as stopped:
-                await asyncio.wait_for(worker.run(asyncio.Event()), 60)
+                await asyncio.wait_for(worker.run(service_stopping), 60)
+            # The worker stopped; the service it runs in (web app, scheduler) did not.
+            assert not service_stopping.is_set()
             async with context.db.session() as session:
                 rows = (await session.execute(select(Delivery.status, Delivery.attempts))).all()
         assert "smtp.password" in str(stopped.value)
@@ -152,3 +158,65 @@ async def test_one_misconfigured_relay_of_two_is_left_out(make_settings: Setting
             await drain(context, editions={edition.id})
             assert await relays_of(context, edition.id) == {("sent", "open"): 50}
         assert locked.handler.count() == 0 and locked.handler.connections <= 2
+
+
+async def test_a_relay_refusing_our_sender_is_left_out_and_nobody_fails(
+    make_settings: SettingsFactory,
+) -> None:
+    """A 5xx to MAIL FROM (530 authentication required, 550 sender not allowed) would refuse
+    every reader alike: the relay is taken out, the other carries the edition, no message fails."""
+    refusing = FaultyMailbox(mail=lambda sender: "530 5.7.0 Authentication required")
+    with SmtpServer(refusing) as strict, SmtpServer(Mailbox()) as open_relay:
+        relays = [relay("strict", strict.port), relay("open", open_relay.port)]
+        settings = make_settings(smtp={"relays": relays}, delivery=FAST)
+        async with open_context(settings) as context:
+            await add_articles(context, 2)
+            await add_subscribers(context, 40)
+            edition = await start_edition(context, "daily")
+            await drain(context, editions={edition.id})
+            assert await relays_of(context, edition.id) == {("sent", "open"): 40}
+            async with context.db.session() as session:
+                attempts = (await session.scalars(select(Delivery.attempts))).all()
+        assert set(attempts) == {1}  # a message handed back by the strict relay cost no attempt
+    assert open_relay.handler.count() == 40 and strict.handler.count() == 0
+    assert 1 <= refusing.faults["mail_refused"] <= 2  # once per connection, then out of rotation
+
+
+async def test_when_the_only_relay_refuses_our_sender_sending_stops_naming_the_setting(
+    make_settings: SettingsFactory,
+) -> None:
+    refusing = FaultyMailbox(
+        mail=lambda sender: "550 5.7.60 Client does not have permission to send as this sender"
+    )
+    with SmtpServer(refusing) as server:
+        settings = make_settings(smtp={"port": server.port}, delivery=FAST)
+        async with open_context(settings) as context:
+            await add_articles(context, 2)
+            await add_subscribers(context, 10)
+            edition = await start_edition(context, "daily")
+            with pytest.raises(ConfigurationFault, match="smtp.from_address"):
+                await asyncio.wait_for(drain(context, editions={edition.id}), 60)
+            async with context.db.session() as session:
+                rows = (await session.execute(select(Delivery.status, Delivery.attempts))).all()
+    assert Counter(tuple(row) for row in rows) == {("queued", 0): 10}
+
+
+async def test_confirmations_go_through_their_own_relays(make_settings: SettingsFactory) -> None:
+    with SmtpServer(Mailbox()) as digests, SmtpServer(Mailbox()) as confirmations:
+        relays = [relay("bulk", digests.port), relay("transactional", confirmations.port)]
+        settings = make_settings(
+            smtp={"relays": relays, "confirmation_relays": ["transactional"]},
+            newsletters=[{"id": "daily", "name": "Daily", "relays": ["bulk"]}],
+            delivery=FAST,
+        )
+        async with open_context(settings) as context:
+            await add_articles(context, 2)
+            await add_subscribers(context, 20)
+            pending = await add_subscribers(context, 5, prefix="pending", status="pending")
+            async with context.db.session() as session:
+                await enqueue_confirmations(session, [(i, "daily") for i in pending])
+                await session.commit()
+            edition = await start_edition(context, "daily")
+            await drain(context, editions={edition.id})
+    assert digests.handler.count() == 20 and confirmations.handler.count() == 5
+    assert all("confirm" in m.data.decode().lower() for m in confirmations.handler.messages())

@@ -204,6 +204,37 @@ async def test_an_edition_pauses_itself_when_too_many_fail_and_resumes(scenario:
     assert done.counts["failed"] == 20 and done.counts["sent"] == 80
 
 
+async def test_a_long_running_worker_sends_an_edition_again_once_it_is_resumed(scenario: Scenario) -> None:
+    """Under `serve` one worker runs for days: an edition it paused, then resumed by an operator,
+    is sent on by that same worker (it used to hand the edition's messages back for ever)."""
+    handler = FaultyMailbox(
+        rcpt=lambda address, attempt: "550 5.7.1 blocked" if int(address[6:].split("@")[0]) % 5 == 0 else None
+    )
+    async with scenario(
+        handler, 100, smtp={"concurrency": 2}, delivery={"pause_window": 40, "batch_size": 10}
+    ) as s:
+        stopping = asyncio.Event()
+        running = asyncio.create_task(worker_for(s.context).run(stopping))
+        paused = await until(s.context, s.edition.id, "paused")
+        assert paused.counts["queued"] > 0
+        await service.resume(s.context, s.edition.id)
+        done = await until(s.context, s.edition.id, "done")
+        stopping.set()
+        await asyncio.wait_for(running, 30)
+    assert done.counts["failed"] == 20 and done.counts["sent"] == 80
+    assert handler.count() == 80
+
+
+async def until(
+    context: AppContext, edition_id: int, status: str, seconds: float = 60
+) -> service.EditionReport:
+    """The edition's report once it reaches `status` (polling the database; fails after `seconds`)."""
+    async with asyncio.timeout(seconds):
+        while (report := await service.report(context, edition_id)).status != status:
+            await asyncio.sleep(0.05)
+    return report
+
+
 async def test_readers_who_left_after_enqueue_are_skipped(
     context: AppContext, smtp_server: SmtpServer, edition_for: EditionFactory
 ) -> None:

@@ -55,9 +55,11 @@ async def test_a_template_that_cannot_render_pauses_the_edition_until_fixed(
         assert result.stderr.count("\n") == 1 and "confirm_url" in result.stderr
     fixed = make_settings()
     async with open_context(fixed) as context:
+        # Resumed, it waits for a builder (the workers', here drain's) and is then sent.
         report = await service.resume(context, edition.id)
-        assert report.status == "sending" and report.total == 4
+        assert report.status == "building" and report.pause_reason is None
         await drain(context, editions={edition.id})
+        assert (await service.report(context, edition.id)).total == 4
         assert await delivery_statuses(context, edition.id) == Counter(sent=4)
         # Every article went out with it.
         assert all("Story number 4:" in m.data.decode() for m in smtp_server.handler.messages())

@@ -196,6 +196,7 @@ class FaultyMailbox(Mailbox):
     - accept_then_drop(rcpts): keep the message, then close without replying (the client
       cannot know it arrived: a retry duplicates it).
     - hang(address, attempt) -> seconds: wait that long before answering RCPT.
+    - mail(sender) -> reply or None: answer MAIL FROM with it (None: accept).
     """
 
     def __init__(
@@ -208,10 +209,12 @@ class FaultyMailbox(Mailbox):
         drop_during_data: Callable[[list[str]], bool] | None = None,
         accept_then_drop: Callable[[list[str]], bool] | None = None,
         hang: Callable[[str, int], float] | None = None,
+        mail: Callable[[str], str | None] | None = None,
         delay: float = 0.0,
         pipelining: bool = True,
     ) -> None:
         super().__init__(pipelining=pipelining)
+        self._mail = mail
         self._rcpt = rcpt
         self._data = data
         self._drop_before_data = drop_before_data
@@ -220,6 +223,16 @@ class FaultyMailbox(Mailbox):
         self._accept_then_drop = accept_then_drop
         self._hang = hang
         self.delay = delay
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        if self._mail is not None and (reply := self._mail(address)) is not None:
+            self._note("mail_refused")
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 OK"
 
     async def rcpt_reply(self, address: str, attempt: int, session: Session) -> str | None:
         if self.delay:
