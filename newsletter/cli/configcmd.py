@@ -3,30 +3,69 @@
 from __future__ import annotations
 
 import json as jsonlib
+from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import ConfigOption, JsonOption, console, errors, load, print_json
+from newsletter.cli.common import (
+    EXIT_FAILED,
+    ConfigOption,
+    JsonOption,
+    console,
+    errors,
+    fail,
+    load,
+    print_json,
+    run,
+)
+from newsletter.cli.smtp import report_relays
 from newsletter.config import mask_secrets, warnings
+from newsletter.delivery.probe import check_relays
+from newsletter.editions.samples import digest_size_warnings
+from newsletter.errors import ConfigError, RenderError
+from newsletter.rendering.dkim import check_key
 
 app = typer.Typer(help="Configuration.", no_args_is_help=True)
 
 
 @app.command()
-def check(config: ConfigOption = None, json: JsonOption = False) -> None:
-    """Validate the configuration and print it, secrets masked."""
+def check(
+    config: ConfigOption = None,
+    json: JsonOption = False,
+    connect: Annotated[
+        bool, typer.Option("--connect", help="Also connect to each SMTP relay (`newsletter smtp check`).")
+    ] = False,
+) -> None:
+    """Validate the configuration and print it, secrets masked; with --connect, check the relays."""
     settings = load(config)
+    try:
+        check_key(settings.dkim)
+    except ConfigError as exc:
+        fail(str(exc))
     data = mask_secrets(settings)
-    cautions = warnings(settings)
+    try:
+        cautions = warnings(settings) + digest_size_warnings(settings)
+    except RenderError as exc:
+        fail(f"templates: {exc}")
     if json:
         shown = str(settings.source) if settings.source else None
-        print_json({"source": shown, "config": data, "warnings": cautions})
+        relays = run(check_relays(settings)) if connect else []
+        print_json(
+            {"source": shown, "config": data, "warnings": cautions}
+            | ({"relays": [checked.as_json() for checked in relays]} if connect else {})
+        )
+        if not all(checked.ok for checked in relays):
+            raise typer.Exit(EXIT_FAILED)
         return
     for caution in cautions:
         errors.print(f"warning: {caution}", markup=False, highlight=False, soft_wrap=True)
     source = settings.source or "built-in defaults (no file)"
     console.print(f"# configuration OK: {source}", markup=False, highlight=False)
     console.print(_to_toml(data), markup=False, highlight=False)
+    if connect:
+        console.print("# SMTP relays", markup=False, highlight=False)
+        if not report_relays(settings, json=False):
+            raise typer.Exit(EXIT_FAILED)
 
 
 def _to_toml(data: dict[str, object]) -> str:

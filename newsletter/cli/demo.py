@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -43,7 +44,13 @@ def demo(
             highlight=False,
         )
         app = create_app(settings, context)
-        await run_parts([web_part(app, settings), scheduler_part(context), worker_part(context)])
+        await run_parts(
+            [
+                web_part(app, settings),
+                scheduler_part(context),
+                worker_part(context, asyncio.Event(), lambda: settings),
+            ]
+        )
 
     async def main() -> DemoResult:
         return await run_demo(base, folder, keep_serving=keep_serving if serve else None, progress=say)

@@ -34,6 +34,8 @@ from newsletter.editions import service
 from newsletter.editions.sending import build_pending, worker_for
 from newsletter.editions.service import EditionReport
 from newsletter.editions.trial import dry_run, send_test_copy
+from newsletter.rendering.dkim import check_key
+from newsletter.rendering.size import clipping_warning
 from newsletter.states import FINAL, DeliveryStatus, EditionStatus
 
 # The ledger's statuses in the order the summary shows them.
@@ -89,6 +91,7 @@ async def _send(
     settings: Settings, newsletter: str | None, *, new: bool, quiet: bool
 ) -> tuple[EditionReport, ConfigurationFault | None]:
     """The edition's report after sending, and the configuration fault that stopped it, if any."""
+    check_key(settings.dkim)
     async with open_context(settings) as context:
         edition = await service.start_edition(context, newsletter, new=new)
         stopping = asyncio.Event()
@@ -157,6 +160,8 @@ def _summary(result: EditionReport) -> None:
     console.print(table)
     if result.pause_reason:
         console.print(result.pause_reason, markup=False)
+    if result.waiting_reason:
+        console.print(f"waiting on configuration: {result.waiting_reason}", markup=False)
     if result.unfinished and result.status == EditionStatus.SENDING:
         console.print(f"{result.unfinished} not finished yet: run `newsletter send` again to continue.")
 
@@ -168,14 +173,20 @@ def _dry_run(settings: Settings, newsletter: str | None, json: bool) -> None:
             print_json([vars(p) for p in planned])
             return
         table = Table(title="Dry run: nothing sent, nothing recorded")
-        for column in ("sections", "readers", "articles", "subject", "bytes"):
+        for column in ("sections", "readers", "articles", "subject", "bytes", "HTML bytes"):
             table.add_column(column)
+        cautions: list[str] = []
         for p in planned:
             sections = ", ".join(p.sections) or "all"
             size = str(p.message_bytes) if p.sends else "skipped (nothing new)"
-            table.add_row(sections, str(p.recipients), str(p.articles), p.subject, size)
+            html = str(p.html_bytes) if p.sends else ""
+            table.add_row(sections, str(p.recipients), str(p.articles), p.subject, size, html)
+            if caution := clipping_warning(p.html_bytes, what=f"the variant for {sections}"):
+                cautions.append(caution)
         console.print(table)
         console.print(f"{sum(p.recipients for p in planned if p.sends)} messages would be sent.")
+        for caution in cautions:
+            errors.print(f"warning: {caution}", markup=False, highlight=False, soft_wrap=True)
 
     with_context(settings, work)
 
@@ -223,7 +234,7 @@ def list_(config: ConfigOption = None, json: JsonOption = False) -> None:
             str(r.id),
             r.newsletter,
             r.date + (f" #{r.sequence}" if r.sequence else ""),
-            r.status,
+            r.status + (" (waiting on configuration)" if r.waiting_reason else ""),
             str(r.total),
             str(c[DeliveryStatus.SENT]),
             str(c[DeliveryStatus.SKIPPED]),
@@ -234,14 +245,46 @@ def list_(config: ConfigOption = None, json: JsonOption = False) -> None:
 
 
 @app.command()
-def show(edition: EditionId, config: ConfigOption = None, json: JsonOption = False) -> None:
-    """One edition's progress as counts by delivery status."""
+def show(
+    edition: EditionId,
+    failures: Annotated[
+        bool, typer.Option("--failures", help="Also list the deliveries that failed (see --status).")
+    ] = False,
+    status: Annotated[
+        str, typer.Option("--status", help=f"With --failures, list these: {', '.join(service.LISTABLE)}.")
+    ] = "failed",
+    page: Annotated[int, typer.Option("--page", min=1, max=2**31 - 1, help="With --failures.")] = 1,
+    per_page: Annotated[int, typer.Option("--per-page", min=1, max=1000, help="With --failures.")] = 50,
+    config: ConfigOption = None,
+    json: JsonOption = False,
+) -> None:
+    """One edition's progress as counts by delivery status; with --failures, why messages failed."""
     settings = load(config)
-    result = with_context(settings, lambda context: service.report(context, edition))
-    if json:
-        print_json(result.as_json())
+
+    async def work(context: AppContext) -> tuple[EditionReport, service.DeliveryPage | None]:
+        listed = await service.deliveries(context, edition, status=status, page=page, per_page=per_page)
+        return await service.report(context, edition), listed
+
+    if failures:
+        result, listed = with_context(settings, work)
     else:
-        _summary(result)
+        result, listed = with_context(settings, lambda context: service.report(context, edition)), None
+    if json:
+        print_json({**result.as_json(), **({"failures": listed.as_json()} if listed else {})})
+        return
+    _summary(result)
+    if listed is not None:
+        _failures(listed)
+
+
+def _failures(listed: service.DeliveryPage) -> None:
+    table = Table(title=f"{listed.status}: {listed.total} (page {listed.page})")
+    for column in ("address", "attempts", "last reply", "relay", "when"):
+        table.add_column(column)
+    for row in listed.rows:
+        when = row.updated_at.strftime("%Y-%m-%d %H:%M:%S") if row.updated_at else ""
+        table.add_row(row.email or "(erased)", str(row.attempts), row.reply or "", row.relay or "", when)
+    console.print(table)
 
 
 @app.command()

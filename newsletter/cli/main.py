@@ -8,7 +8,7 @@ import typer
 
 from newsletter import __version__
 from newsletter.cli import articles as articles_cmd
-from newsletter.cli import configcmd, db, demo, editions, serve
+from newsletter.cli import configcmd, db, demo, editions, serve, smtp
 from newsletter.cli import preview as preview_cmd
 from newsletter.cli import subscribers as subscribers_cmd
 
@@ -21,6 +21,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(configcmd.app, name="config")
+app.add_typer(smtp.app, name="smtp")
 app.command(name="ingest")(articles_cmd.ingest)
 app.add_typer(articles_cmd.app, name="articles")
 app.add_typer(subscribers_cmd.app, name="subscribers")

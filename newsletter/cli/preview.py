@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 
-from newsletter.cli.common import ConfigOption, console, fail, find_newsletter, load, with_context
+from newsletter.cli.common import ConfigOption, console, errors, fail, find_newsletter, load, with_context
 from newsletter.context import AppContext
 from newsletter.database.models import Article, utcnow
 from newsletter.editions.preview import Preview, Reader, build_preview, find_reader, next_articles
-from newsletter.errors import RenderError
+from newsletter.errors import ConfigError, RenderError
+from newsletter.rendering.dkim import check_key
+from newsletter.rendering.size import clipping_warning, html_bytes
 
 NewsletterArgument = Annotated[
     str | None,
@@ -40,6 +42,10 @@ def preview(
     chosen = find_newsletter(settings, newsletter)
     if not out.parent.is_dir():
         fail(f"--out: folder does not exist: {out.parent}")
+    try:
+        check_key(settings.dkim)
+    except ConfigError as exc:
+        fail(str(exc))
     now = utcnow()
 
     async def gather(context: AppContext) -> tuple[Reader, list[Article]]:
@@ -50,7 +56,7 @@ def preview(
     reader, articles = with_context(settings, gather)
     try:
         result = build_preview(settings, chosen, reader, articles, now)
-    except RenderError as exc:
+    except (RenderError, ConfigError) as exc:
         fail(str(exc))
     paths = _write(out, result)
     console.print(
@@ -58,6 +64,10 @@ def preview(
     )
     for path in paths:
         console.print(f"wrote {path}", markup=False, highlight=False, soft_wrap=True)
+    size = html_bytes(result.html)
+    console.print(f"HTML: {size:,} bytes", markup=False, highlight=False)
+    if caution := clipping_warning(size):
+        errors.print(f"warning: {caution}", markup=False, highlight=False, soft_wrap=True)
     if not result.would_send:
         console.print(
             f"note: no new articles, so this edition would send nothing "

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from pathlib import Path
 
 from newsletter.cli.common import ConfigOption, fail, load, run
-from newsletter.config import Settings, warnings
+from newsletter.config import Settings, load_settings, warnings
 from newsletter.context import AppContext, open_context
 from newsletter.delivery.worker import ConfigurationFault
 from newsletter.editions.sending import deliver
+from newsletter.errors import ConfigError
 from newsletter.logs import get_logger
+from newsletter.rendering.dkim import check_key
 from newsletter.scheduling.scheduler import run_scheduler
 from newsletter.service import Part, run_parts
 from newsletter.web import create_app
@@ -19,17 +25,66 @@ from newsletter.web.server import http_part, web_part
 log = get_logger(__name__)
 
 
-def worker_part(context: AppContext) -> Part:
+def worker_part(context: AppContext, reloads: asyncio.Event, reload: Callable[[], Settings]) -> Part:
+    """The delivery worker. A configuration fault stops it (said once; the web app and the
+    scheduler carry on, nothing is retried with a configuration every relay refused) until the
+    configuration is fixed and reloaded (SIGHUP: `reload` reads it again) or the service restarted."""
+
     async def run_worker(stopping: asyncio.Event) -> None:
+        current = AsyncExitStack()  # the context of a reloaded configuration, when there is one
+        sending = context
         try:
-            await deliver(context, stopping)
-        except ConfigurationFault as exc:
-            # Said once; the web app and the scheduler carry on, nothing is retried with a
-            # configuration every relay refused. Fixed and restarted, sending picks up again.
-            log.error("delivery.stopped", reason=str(exc), hint="fix the setting, then restart the service")
-            await stopping.wait()
+            while True:
+                await _deliver_until(sending, stopping, reloads)
+                if stopping.is_set():
+                    return
+                reloads.clear()
+                fresh = _reloaded(reload)
+                if fresh is not None:
+                    await current.aclose()
+                    current = AsyncExitStack()
+                    sending = await current.enter_async_context(open_context(fresh))
+                    log.info("config.reloaded", part="worker")
+        finally:
+            await current.aclose()
 
     return run_worker
+
+
+async def _deliver_until(context: AppContext, stopping: asyncio.Event, reloads: asyncio.Event) -> None:
+    """Deliver until the service stops or a reload is asked for; after a configuration fault,
+    wait for either."""
+    halt = asyncio.Event()
+    follow = asyncio.create_task(_first(stopping, reloads))
+    follow.add_done_callback(lambda _: halt.set())
+    try:
+        await deliver(context, halt)
+    except (ConfigurationFault, ConfigError) as exc:
+        hint = "fix it, then reload (SIGHUP) or restart the service"
+        log.error("delivery.waiting_on_configuration", reason=str(exc), hint=hint)
+        await _first(stopping, reloads)
+    finally:
+        follow.cancel()
+
+
+def _reloaded(reload: Callable[[], Settings]) -> Settings | None:
+    """The configuration read again, or None (said in the log) when it is not valid."""
+    try:
+        settings = reload()
+        check_key(settings.dkim)
+    except ConfigError as exc:
+        log.error("config.reload_failed", error=str(exc), hint="the worker goes on with what it had")
+        return None
+    return settings
+
+
+async def _first(*events: asyncio.Event) -> None:
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 def scheduler_part(context: AppContext) -> Part:
@@ -39,7 +94,11 @@ def scheduler_part(context: AppContext) -> Part:
     return run
 
 
-async def run_service(settings: Settings, *, web: bool, scheduler: bool, worker: bool) -> None:
+async def run_service(
+    settings: Settings, *, web: bool, scheduler: bool, worker: bool, reload: Callable[[], Settings]
+) -> None:
+    if worker:
+        check_key(settings.dkim)
     for caution in warnings(settings):
         log.warning("config.warning", warning=caution)
     async with open_context(settings) as context:
@@ -48,37 +107,55 @@ async def run_service(settings: Settings, *, web: bool, scheduler: bool, worker:
             parts.append(web_part(create_app(settings, context), settings))
         if scheduler:
             parts.append(scheduler_part(context))
+        reloads = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _hangup, reloads, worker)
         if worker:
-            parts.append(worker_part(context))
+            parts.append(worker_part(context, reloads, reload))
         if not parts:
             fail("nothing to run: server.web, server.scheduler and server.worker are all false")
         if settings.server.metrics_port:
             host, port = settings.server.metrics_host, settings.server.metrics_port
             parts.append(http_part(create_metrics_app(), settings, host=host, port=port))
         log.info("service.started", web=web, scheduler=scheduler, worker=worker)
-        await run_parts(parts)
+        try:
+            await run_parts(parts)
+        finally:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
         log.info("service.stopped")
 
 
-def _run(settings: Settings, *, web: bool, scheduler: bool, worker: bool) -> None:
+def _hangup(reloads: asyncio.Event, worker: bool) -> None:
+    if worker:
+        log.info("service.reloading", part="worker", hint="other settings take a restart")
+        reloads.set()
+    else:
+        log.warning("service.reload_ignored", hint="only the worker reloads; restart to apply")
+
+
+def _run(settings: Settings, config: Path | None, *, web: bool, scheduler: bool, worker: bool) -> None:
+    def reload() -> Settings:
+        return load_settings(config)  # read again, from the same place
+
     try:
-        run(run_service(settings, web=web, scheduler=scheduler, worker=worker))
+        run(run_service(settings, web=web, scheduler=scheduler, worker=worker, reload=reload))
     except OSError as exc:
         fail(str(exc))
 
 
 def serve(config: ConfigOption = None) -> None:
-    """Run the web app, scheduler and delivery worker in one process (each can be switched off)."""
+    """Run the web app, scheduler and delivery worker in one process (each can be switched off).
+    SIGHUP reloads the worker's configuration (after fixing an SMTP or DKIM setting)."""
     settings = load(config)
     server = settings.server
-    _run(settings, web=server.web, scheduler=server.scheduler, worker=server.worker)
+    _run(settings, config, web=server.web, scheduler=server.scheduler, worker=server.worker)
 
 
 def worker(config: ConfigOption = None) -> None:
-    """Run a delivery worker only (run any number of them against PostgreSQL)."""
-    _run(load(config), web=False, scheduler=False, worker=True)
+    """Run a delivery worker only (run any number of them against PostgreSQL); SIGHUP reloads
+    its configuration."""
+    _run(load(config), config, web=False, scheduler=False, worker=True)
 
 
 def scheduler(config: ConfigOption = None) -> None:
     """Run the scheduler only: editions on time, feed polling, sweeping, clean-up."""
-    _run(load(config), web=False, scheduler=True, worker=False)
+    _run(load(config), config, web=False, scheduler=True, worker=False)

@@ -50,7 +50,7 @@ def add(
 
     async def work(context: AppContext) -> tuple[Outcome, str | None]:
         entry = NewSubscriber(
-            address=normalise_address(email),
+            address=normalise_address(email, local_domains=settings.subscriptions.allow_local_domains),
             choices=entry_choices(settings, newsletter or [], section or []),
             confirmed=confirmed,
         )
@@ -196,7 +196,7 @@ def remove(
     settings = load(config)
 
     async def work(context: AppContext) -> int:
-        address = normalise_address(email)
+        address = normalise_address(email, local_domains=settings.subscriptions.allow_local_domains)
         async with context.db.session() as session, session.begin():
             return await erase(session, address=address, actor=CLI)
 

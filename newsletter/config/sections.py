@@ -219,7 +219,7 @@ class DkimConfig(Section):
         if any(given) and not all(given):
             raise ValueError("selector, domain and private_key_file go together")
         if self.private_key_file is not None and not self.private_key_file.is_file():
-            raise ValueError(f"private_key_file not found: {self.private_key_file}")
+            raise ValueError(f"private_key_file: not found: {self.private_key_file}")
         return self
 
     @property
@@ -260,6 +260,9 @@ class SubscriptionsConfig(Section):
     pending_expiry_days: int = Field(default=7, ge=1)
     # Look up the domain's MX records at signup (needs DNS).
     check_deliverability: bool = False
+    # Accept addresses at a domain of one label or a local one (user@localhost, user@box.test):
+    # for test and intranet setups; off, they are refused as not deliverable on the internet.
+    allow_local_domains: bool = False
 
 
 class IngestConfig(Section):

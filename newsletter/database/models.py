@@ -178,6 +178,9 @@ class Edition(Base):
     total: Mapped[int] = mapped_column(Integer, default=0)
     auto_pause: Mapped[bool] = mapped_column(Boolean, default=True)
     pause_reason: Mapped[str | None] = mapped_column(Text)
+    # Set when sending stopped for a configuration fault (the setting to fix); cleared when a
+    # worker starts again (fixed, it goes on; not, it is set again).
+    waiting_reason: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -222,6 +225,8 @@ class LeasedWork:
     message_id: Mapped[str | None] = mapped_column(String(250))
     # The SMTP relay (smtp.relays[].name) that carried the last attempt.
     relay: Mapped[str | None] = mapped_column(String(40))
+    # "hard" when the failure was a bounce (the recipient refused at RCPT with 550/551/553).
+    bounce: Mapped[str | None] = mapped_column(String(10))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -29,6 +29,7 @@ class Editions(Protocol):
     async def finish_if_drained(self, edition_id: int, now: datetime) -> EditionStatus | None: ...
     async def pause(self, edition_id: int, reason: str) -> bool: ...
     async def pause_if_failing(self, edition_id: int) -> str | None: ...
+    async def wait_on_configuration(self, edition_ids: Sequence[int], reason: str | None) -> None: ...
 
 
 class ClaimOptions(Protocol):
@@ -66,6 +67,7 @@ class Claimer:
         self.release = release
         self.paused = paused
         self.in_flight = 0  # messages handed to senders and not yet recorded
+        self.sending: list[int] = []  # the editions it last claimed for
         self.backoff = options.idle_poll_seconds * 20  # before a message no relay can take is due again
         self._wake = asyncio.Event()
         self._exhausted = False
@@ -129,6 +131,7 @@ class Claimer:
         if self.options.editions is not None:
             editions = [e for e in editions if e[0] in self.options.editions]
         self.recheck.editions_sending({e[0] for e in editions})
+        self.sending = [edition_id for edition_id, _ in editions]
         return editions
 
     async def _nothing_left(self) -> bool:

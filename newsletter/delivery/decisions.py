@@ -9,6 +9,7 @@ Everything here is a pure function from facts to a typed decision; the worker ca
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -170,18 +171,24 @@ def reconnect_pause(previous: float, config: DeliveryConfig) -> float:
 # -- editions and readers ---------------------------------------------------------------------
 
 
-def pause_reason(
-    edition_id: int, *, sent: int, failed: int, total: int, rate: float, window: int
-) -> str | None:
-    """Why an edition should pause itself, or None: more than `rate` of its first `window`
-    attempts failed permanently (past the window it no longer pauses itself)."""
+def should_pause(*, sent: int, failed: int, total: int, rate: float, window: int) -> bool:
+    """An edition pauses itself when more than `rate` of its first `window` attempts (of the
+    whole edition, when smaller) failed permanently; past the window it no longer does."""
     attempted = sent + failed
     allowed = rate * min(window, max(total, 1))
-    if attempted > window + 1 or failed <= allowed:
-        return None
+    return attempted <= window + 1 and failed > allowed
+
+
+def pause_reason(
+    edition_id: int, *, sent: int, failed: int, rate: float, replies: Sequence[tuple[str, int]]
+) -> str:
+    """What an operator is told when an edition paused itself: the counts, and the replies
+    behind them, most frequent first (`replies`: each reply with how many rows got it)."""
+    common = "; ".join(f"{count} × {reply}" for reply, count in replies) or "no reply recorded"
     return (
-        f"paused automatically: {failed} of the first {attempted} attempts failed permanently "
-        f"(more than {rate:.0%}); check the SMTP replies, then `newsletter editions resume {edition_id}`"
+        f"paused automatically: {failed} of the first {sent + failed} attempts failed permanently "
+        f"(more than {rate:.0%}); most often: {common}. See `newsletter editions show {edition_id} "
+        f"--failures`, then `newsletter editions resume {edition_id}`"
     )
 
 

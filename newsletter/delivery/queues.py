@@ -12,6 +12,8 @@ from sqlalchemy import ColumnElement, Connection, Select, Table, bindparam, case
 from newsletter.delivery.work import Action, Result, WorkKind
 from newsletter.states import DeliveryStatus
 
+HARD_BOUNCE = "hard"
+
 
 class LeasedQueue:
     """One table of leased work and the statements on it."""
@@ -34,6 +36,7 @@ class LeasedQueue:
                 last_reply=bindparam("b_reply"),
                 message_id=func.coalesce(bindparam("b_message_id"), c.message_id),
                 relay=func.coalesce(bindparam("b_relay"), c.relay),
+                bounce=bindparam("b_bounce"),
                 sent_at=bindparam("b_sent_at"),
                 next_attempt_at=func.coalesce(bindparam("b_next"), c.next_attempt_at),
                 lease_owner=None,
@@ -150,6 +153,7 @@ def _parameters(result: Result, owner: str, now: datetime) -> dict[str, object]:
         "b_reply": result.reply,
         "b_message_id": result.message_id,
         "b_relay": result.relay,
+        "b_bounce": HARD_BOUNCE if result.hard_bounce else None,
         "b_sent_at": now if result.action is Action.SENT else None,
         "b_next": result.next_attempt_at,
         "b_now": now,

@@ -18,6 +18,7 @@ from newsletter.delivery.messages import MessageFactory
 from newsletter.delivery.messenger import Messenger
 from newsletter.delivery.recheck import Recheck
 from newsletter.delivery.relays import Relay, RelayPool, RelayState
+from newsletter.delivery.reports import without_addresses
 from newsletter.delivery.smtp import SmtpConnectionLost, SmtpUnavailable
 from newsletter.delivery.work import Action, Result, WorkItem
 from newsletter.logs import get_logger
@@ -101,6 +102,8 @@ class Sender:
                     raise
                 self.parts.stats.count(unrecorded.action)
                 metrics.MESSAGES.labels(item.kind.value, unrecorded.action.value).inc()
+                if unrecorded.action is Action.FAILED:
+                    _log_failure(unrecorded)
         finally:
             if unrecorded is not None:
                 await self.parts.record(unrecorded, None)
@@ -250,3 +253,20 @@ def _take_nowait(relay: Relay) -> WorkItem | None:
         return relay.queue.get_nowait()
     except asyncio.QueueEmpty:
         return None
+
+
+def _log_failure(result: Result) -> None:
+    """One line per permanent failure, with what an operator needs and no reader's address."""
+    item = result.item
+    log.warning(
+        "delivery.failed",
+        kind=item.kind.value,
+        row=item.id,
+        subscriber=item.subscriber_id,
+        edition=item.edition_id,
+        relay=result.relay,
+        attempts=item.attempts,
+        code=result.code,
+        reply=without_addresses(result.reply or ""),
+        bounce=result.hard_bounce,
+    )

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Select, Table, delete, func, insert, select, update
+from sqlalchemy import Connection, Select, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, Subscription, utcnow
 from newsletter.delivery.queues import LeasedQueue
 from newsletter.delivery.work import Result, WorkItem, WorkKind
-from newsletter.states import PENDING, UNFINISHED, DeliveryStatus, SubscriberStatus
+from newsletter.states import PENDING, DeliveryStatus, SubscriberStatus
 
 T = TypeVar("T")
 DELIVERIES = cast(Table, Delivery.__table__)
@@ -264,6 +264,18 @@ class LedgerStore:
             )
         return skipped
 
+    def requeue_unanswered(self, conn: Connection, edition_id: int, *, now: datetime) -> int:
+        """An edition's failures that no SMTP server pronounced (a message that could not be
+        built, a connection lost for good, a relay without SMTPUTF8): queued again, attempts
+        reset, for a resume once the cause is fixed. A server's refusal stays failed."""
+        c = DELIVERIES.c
+        done = conn.execute(
+            update(DELIVERIES)
+            .where(c.edition_id == edition_id, c.status == DeliveryStatus.FAILED, c.last_code.is_(None))
+            .values(status=DeliveryStatus.QUEUED, attempts=0, next_attempt_at=now, updated_at=now)
+        )
+        return int(getattr(done, "rowcount", 0) or 0)
+
     def skip_edition(self, conn: Connection, edition_id: int, *, reason: str, now: datetime) -> int:
         """What is not yet sent of an edition is skipped (it was cancelled)."""
         c = DELIVERIES.c
@@ -289,22 +301,6 @@ class LedgerStore:
                 .where(c.subscriber_id == subscriber_id, c.last_reply.is_not(None))
                 .values(last_reply=replacement)
             )
-
-    # -- reading ----------------------------------------------------------------------------
-
-    def edition_counts(self, conn: Connection, edition_id: int) -> dict[str, int]:
-        c = DELIVERIES.c
-        rows = conn.execute(
-            select(c.status, func.count()).where(c.edition_id == edition_id).group_by(c.status)
-        )
-        counts = {status.value: 0 for status in DeliveryStatus}
-        counts.update({status: int(count) for status, count in rows.all()})
-        return counts
-
-    def has_unfinished(self, conn: Connection, edition_id: int) -> bool:
-        c = DELIVERIES.c
-        left = conn.scalar(select(c.id).where(c.edition_id == edition_id, c.status.in_(UNFINISHED)).limit(1))
-        return left is not None
 
 
 LEDGER = LedgerStore()

@@ -150,6 +150,7 @@ class Worker:
         halt = self._halt
         follow = asyncio.create_task(_follow(stopping, halt))
         await self.leases.reclaim_dead_owners()
+        await self._note_waiting(None)  # whatever stopped the last worker may be fixed now
         finished = asyncio.Event()
         recorder = asyncio.create_task(self.recorder.run(), name="recorder")
         keeper = asyncio.create_task(self.leases.run(finished), name="leases")
@@ -175,6 +176,8 @@ class Worker:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             await self.leases.hand_back_own()
+            if self.fault is not None:
+                await self._note_waiting(self.fault)
             await self.store.close()
             follow.cancel()
         log.info(
@@ -219,6 +222,16 @@ class Worker:
                 self.fault = "; ".join(sorted({relay.fault or "" for relay in self.pool.relays}))
                 log.error("delivery.stopped", reason=self.fault)
                 halt.set()
+
+    async def _note_waiting(self, reason: str | None) -> None:
+        """Editions this worker sends wait on a configuration fault (`reason`), or no longer."""
+        editions = sorted(self.claimer.options.editions or self.claimer.sending)
+        if reason is None and not editions:
+            editions = [edition_id for edition_id, _ in await self.editions.sending()]
+        try:
+            await self.editions.wait_on_configuration(editions, reason)
+        except (OperationalError, DBAPIError, OSError) as exc:
+            log.warning("editions.waiting_not_noted", error=str(exc).splitlines()[0])
 
     async def _pause(self, edition_id: int, reason: str) -> None:
         self.recheck.edition_stopped(edition_id)

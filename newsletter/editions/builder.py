@@ -34,6 +34,7 @@ from newsletter.editions.selection import select_articles, window_start
 from newsletter.errors import RenderError
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
+from newsletter.rendering.size import clipping_warning, html_bytes
 from newsletter.states import DeliveryStatus, EditionStatus, SubscriberStatus
 
 log = get_logger(__name__)
@@ -215,6 +216,9 @@ async def _variant(
     )
     session.add(variant)
     await session.flush()
+    size = html_bytes(rendered.html)
+    if caution := clipping_warning(size, what=f"edition {edition.id}'s variant {variant.id}"):
+        log.warning("edition.large_html", edition=edition.id, variant=variant.id, bytes=size, warning=caution)
     return variant.id
 
 

@@ -1,10 +1,10 @@
 """An edition's life, as one state machine: every change of `editions.status` is made here.
 
   ──start──▶ building ──build──▶ sending ──finish──▶ done
-       │  ▲               │  ▲
-     pause│ │resume     pause│ │resume
-       ▼  │               ▼  │
-       paused (unbuilt)   paused ───cancel──▶ cancelled   (cancel: from any but done)
+               │  ▲               │  ▲  ▲                 │
+          pause│  │resume    pause│  │  └─────resume──────┘ (failures no server pronounced)
+               ▼  │               ▼  │resume
+       paused (unbuilt)        paused ───cancel──▶ cancelled   (cancel: from any but done)
 
 Each transition is one conditional UPDATE from the states it may leave, so racing callers (two
 workers, an operator and a worker) agree on what happened: the one whose UPDATE changed the row
@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from newsletter.config import DeliveryConfig
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Edition
-from newsletter.delivery.decisions import pause_reason
+from newsletter.delivery import reports
+from newsletter.delivery.decisions import pause_reason, should_pause
 from newsletter.delivery.store import LEDGER
 from newsletter.states import DeliveryStatus, EditionStatus
 
@@ -89,18 +90,30 @@ def pause(conn: Connection, edition_id: int, reason: str) -> bool:
     )
 
 
-def resume(conn: Connection, edition_id: int) -> EditionStatus | None:
-    """paused → sending (it will not pause itself again), or → building when it was paused
-    before it was ever built; None when it was not paused."""
-    row = conn.execute(select(EDITIONS.c.started_at).where(EDITIONS.c.id == edition_id)).one_or_none()
+def resume(conn: Connection, edition_id: int, *, now: datetime) -> EditionStatus | None:
+    """paused → sending (it will not pause itself again; its failures no server pronounced are
+    tried again), or → building when it was paused before it was ever built. done → sending
+    when some of its failures were no server's verdict (tried again). None when nothing moved."""
+    row = conn.execute(
+        select(EDITIONS.c.started_at, EDITIONS.c.status).where(EDITIONS.c.id == edition_id)
+    ).one_or_none()
     if row is None:
         return None
+    if row.status == EditionStatus.DONE:
+        if not LEDGER.requeue_unanswered(conn, edition_id, now=now):
+            return None
+        moved = _move(conn, edition_id, (EditionStatus.DONE,), status=EditionStatus.SENDING, finished_at=None)
+        return EditionStatus.SENDING if moved else None
     unbuilt = row.started_at is None
     target = EditionStatus.BUILDING if unbuilt else EditionStatus.SENDING
     values: dict[str, object] = {"status": target, "pause_reason": None}
     if not unbuilt:
         values["auto_pause"] = False
-    return target if _move(conn, edition_id, (EditionStatus.PAUSED,), **values) else None
+    if not _move(conn, edition_id, (EditionStatus.PAUSED,), **values):
+        return None
+    if not unbuilt:
+        LEDGER.requeue_unanswered(conn, edition_id, now=now)
+    return target
 
 
 def cancel(conn: Connection, edition_id: int, *, now: datetime) -> bool:
@@ -117,7 +130,7 @@ def finish_if_drained(
     """sending → done when none of its deliveries is left to send; → paused instead when its
     failures pass the pause policy (a worker may drain an edition before its failures are
     weighed). The new status, or None when nothing changed."""
-    if LEDGER.has_unfinished(conn, edition_id):
+    if reports.has_unfinished(conn, edition_id):
         return None
     if pause_if_failing(conn, edition_id, config):
         return EditionStatus.PAUSED
@@ -133,16 +146,25 @@ def pause_if_failing(conn: Connection, edition_id: int, config: DeliveryConfig) 
     ).one_or_none()
     if edition is None or edition.status != EditionStatus.SENDING or not edition.auto_pause:
         return None
-    counts = LEDGER.edition_counts(conn, edition_id)
-    reason = pause_reason(
-        edition_id,
-        sent=counts[DeliveryStatus.SENT],
-        failed=counts[DeliveryStatus.FAILED],
-        total=edition.total,
-        rate=config.pause_failure_rate,
-        window=config.pause_window,
-    )
-    return reason if reason and pause(conn, edition_id, reason) else None
+    counts = reports.edition_counts(conn, edition_id)
+    sent, failed = counts[DeliveryStatus.SENT], counts[DeliveryStatus.FAILED]
+    config_rate, window = config.pause_failure_rate, config.pause_window
+    if not should_pause(sent=sent, failed=failed, total=edition.total, rate=config_rate, window=window):
+        return None
+    replies = reports.common_replies(conn, edition_id)
+    reason = pause_reason(edition_id, sent=sent, failed=failed, rate=config_rate, replies=replies)
+    return reason if pause(conn, edition_id, reason) else None
+
+
+def wait_on_configuration(conn: Connection, edition_ids: Sequence[int], reason: str | None) -> None:
+    """Note (or, with None, clear) that these editions wait for a configuration fault to be
+    fixed: their status does not change, they are sent once a worker can send them."""
+    if edition_ids:
+        conn.execute(
+            update(EDITIONS)
+            .where(EDITIONS.c.id.in_(list(edition_ids)), EDITIONS.c.status.in_(CANCELLABLE))
+            .values(waiting_reason=reason[:2000] if reason else None)
+        )
 
 
 def sending(conn: Connection) -> list[tuple[int, str]]:
@@ -184,6 +206,10 @@ class EditionControl:
     async def pause(self, edition_id: int, reason: str) -> bool:
         async with self.engine.begin() as conn:
             return await conn.run_sync(pause, edition_id, reason)
+
+    async def wait_on_configuration(self, edition_ids: Sequence[int], reason: str | None) -> None:
+        async with self.engine.begin() as conn:
+            await conn.run_sync(wait_on_configuration, edition_ids, reason)
 
     async def pause_if_failing(self, edition_id: int) -> str | None:
         async with self.engine.begin() as conn:

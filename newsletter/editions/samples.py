@@ -1,16 +1,20 @@
-"""London Daily's sample articles, read from the packaged sample feed, for pictures and benchmarks."""
+"""London Daily's sample articles, read from the packaged sample feed: for pictures, benchmarks, and
+to weigh a digest of `max_articles` stories before any is sent."""
 
 from __future__ import annotations
 
 from calendar import timegm
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import feedparser
 
+from newsletter.config import Settings
 from newsletter.database.models import Article
 from newsletter.editions.selection import lead_first
+from newsletter.rendering import DigestRenderer
+from newsletter.rendering.size import clipping_warning, html_bytes
 from newsletter.resources import sample_feed
 
 
@@ -37,3 +41,20 @@ def _article(entry: Any) -> Article:
         image_url=media[0].get("url") if media else None,
         published_at=datetime.fromtimestamp(timegm(published), UTC) if published else datetime.now(UTC),
     )
+
+
+def digest_size_warnings(settings: Settings) -> list[str]:
+    """For each newsletter, a warning when a digest of `max_articles` stories (the sample
+    stories, repeated as needed) rendered with the configured templates comes near the size
+    Gmail clips at (see rendering.size)."""
+    renderer = DigestRenderer(settings)
+    stories = sample_articles(limit=1000)
+    found: list[str] = []
+    for index, newsletter in enumerate(settings.newsletters):
+        wanted = newsletter.max_articles
+        articles = (stories * (wanted // len(stories) + 1))[:wanted]
+        rendered = renderer.render_digest(newsletter, date.today(), articles)
+        what = f"a digest of {wanted} stories"
+        if caution := clipping_warning(html_bytes(rendered.html), what=what):
+            found.append(f"newsletters[{index}].max_articles: {caution}")
+    return found

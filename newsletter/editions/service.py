@@ -9,8 +9,9 @@ from typing import Any
 from sqlalchemy import select
 
 from newsletter.context import AppContext
+from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Edition, utcnow
-from newsletter.delivery.store import LEDGER
+from newsletter.delivery import reports
 from newsletter.editions import lifecycle
 from newsletter.editions.builder import build_edition, open_edition
 from newsletter.errors import InvalidInput, NotFound
@@ -32,6 +33,8 @@ class EditionReport:
     total: int
     counts: dict[str, int] = field(default_factory=dict)
     pause_reason: str | None = None
+    # Sending stopped for a configuration fault (the setting to fix); it goes on once fixed.
+    waiting_reason: str | None = None
     created_at: datetime | None = None
     started_at: datetime | None = None
     finished_at: datetime | None = None
@@ -74,7 +77,7 @@ async def report(context: AppContext, edition_id: int) -> EditionReport:
         if edition is None:
             raise NotFound(f"edition {edition_id}")
         conn = await session.connection()
-        counts = await conn.run_sync(LEDGER.edition_counts, edition_id)
+        counts = await conn.run_sync(reports.edition_counts, edition_id)
     return _report(edition, counts)
 
 
@@ -89,31 +92,116 @@ def _report(edition: Edition, counts: dict[str, int]) -> EditionReport:
         total=edition.total,
         counts=counts,
         pause_reason=edition.pause_reason,
+        waiting_reason=edition.waiting_reason,
         created_at=edition.created_at,
         started_at=edition.started_at,
         finished_at=edition.finished_at,
     )
 
 
+# What `deliveries` may list: a delivery status, or the rows whose failure was a bounce.
+LISTABLE = (*(status.value for status in DeliveryStatus), reports.BOUNCED)
+
+
+@dataclass
+class DeliveryRow:
+    id: int
+    subscriber: int
+    email: str | None
+    status: str
+    attempts: int
+    code: int | None
+    reply: str | None
+    relay: str | None
+    bounce: str | None
+    updated_at: datetime | None
+
+    def as_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["updated_at"] = self.updated_at.isoformat() if self.updated_at else None
+        return data
+
+
+@dataclass
+class DeliveryPage:
+    edition: int
+    status: str
+    page: int
+    per_page: int
+    total: int
+    rows: list[DeliveryRow]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "edition": self.edition,
+            "status": self.status,
+            "page": self.page,
+            "per_page": self.per_page,
+            "total": self.total,
+            "deliveries": [row.as_json() for row in self.rows],
+        }
+
+
+async def deliveries(
+    context: AppContext, edition_id: int, *, status: str = "failed", page: int = 1, per_page: int = 50
+) -> DeliveryPage:
+    """One page of an edition's deliveries in `status` (LISTABLE), most recently changed first:
+    why messages failed, are being retried or bounced."""
+    if status not in LISTABLE:
+        raise InvalidInput("status", f"{status!r} is not one of {', '.join(LISTABLE)}")
+    async with context.db.engine.connect() as conn:
+        conn = await conn.execution_options(**READ_ONLY)
+        if await conn.scalar(select(Edition.id).where(Edition.id == edition_id)) is None:
+            raise NotFound(f"edition {edition_id}")
+        total, rows = await conn.run_sync(
+            reports.edition_deliveries,
+            edition_id,
+            status=status,
+            offset=(page - 1) * per_page,
+            limit=per_page,
+        )
+    listed = [
+        DeliveryRow(
+            row.id,
+            row.subscriber_id,
+            row.email,
+            row.status,
+            row.attempts,
+            row.last_code,
+            row.last_reply,
+            row.relay,
+            row.bounce,
+            row.updated_at,
+        )
+        for row in rows
+    ]
+    return DeliveryPage(edition_id, status, page, per_page, total, listed)
+
+
 async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionReport]:
     async with context.db.session() as session:
         editions = (await session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit))).all()
         conn = await session.connection()
-        return [_report(e, await conn.run_sync(LEDGER.edition_counts, e.id)) for e in editions]
+        return [_report(e, await conn.run_sync(reports.edition_counts, e.id)) for e in editions]
 
 
 async def resume(context: AppContext, edition_id: int) -> EditionReport:
     """Continue a paused edition (no more automatic pauses for it): back to sending, or to
-    building when it was paused before it was ever built (a builder then builds it). An edition
+    building when it was paused before it was ever built (a builder then builds it); a done one
+    whose failures no server pronounced (a fault since fixed) sends those again. An edition
     still building is left to its builder (the sweep restarts one whose builder died)."""
     async with context.db.engine.begin() as conn:
         status = await conn.scalar(select(Edition.status).where(Edition.id == edition_id))
         if status is None:
             raise NotFound(f"edition {edition_id}")
-        if status not in (EditionStatus.PAUSED, EditionStatus.BUILDING):
+        resumable = (EditionStatus.PAUSED, EditionStatus.BUILDING, EditionStatus.DONE)
+        if status not in resumable:
             raise InvalidInput("edition", f"edition {edition_id} is {status}, not paused")
-        if status == EditionStatus.PAUSED:
-            await conn.run_sync(lifecycle.resume, edition_id)
+        moved = None
+        if status != EditionStatus.BUILDING:
+            moved = await conn.run_sync(lifecycle.resume, edition_id, now=utcnow())
+        if status == EditionStatus.DONE and moved is None:
+            raise InvalidInput("edition", f"edition {edition_id} is done: nothing to send again")
     log.info("edition.resumed", edition=edition_id)
     return await report(context, edition_id)
 

@@ -17,6 +17,7 @@ from newsletter.delivery.smtp import SmtpReply, SmtpSession
 from newsletter.editions.selection import select_articles, window_start
 from newsletter.personal.recipients import PersonalMail
 from newsletter.rendering import DigestRenderer, MessageTemplate, OutgoingMessage, Recipient, RenderedEmail
+from newsletter.rendering.size import html_bytes
 from newsletter.states import SubscriberStatus
 
 
@@ -27,6 +28,7 @@ class PlannedVariant:
     articles: int
     subject: str
     message_bytes: int
+    html_bytes: int = 0  # the HTML part alone, as mail clients measure it (see rendering.size)
 
     @property
     def sends(self) -> bool:
@@ -59,7 +61,7 @@ async def dry_run(
             for sections, count in groups:
                 chosen = parse_sections(sections)
                 articles = await select_articles(session, newsletter, since=since, until=now, sections=chosen)
-                size, subject = 0, ""
+                size, subject, html = 0, "", 0
                 if articles or newsletter.send_when_empty:
                     rendered = await asyncio.to_thread(
                         renderer.render_digest, newsletter, now.date(), articles
@@ -68,8 +70,8 @@ async def dry_run(
                         "reader@example.com", newsletter.id, "dry-run"
                     )
                     sample = await asyncio.to_thread(_build_one, context, newsletter, rendered, now, reader)
-                    size, subject = len(sample.data), rendered.subject
-                planned.append(PlannedVariant(chosen, int(count), len(articles), subject, size))
+                    size, subject, html = len(sample.data), rendered.subject, html_bytes(rendered.html)
+                planned.append(PlannedVariant(chosen, int(count), len(articles), subject, size, html))
     return planned
 
 

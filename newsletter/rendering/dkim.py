@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import dkim
-from dkim.crypto import UnparsableKeyError, parse_pem_private_key
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from newsletter.config import DkimConfig
 from newsletter.errors import ConfigError
@@ -24,12 +26,7 @@ class DkimSigner:
                 f"dkim.private_key_file: unreadable: {exc.strerror}", setting=KEY_SETTING
             ) from None
         key = key.replace(b"\r\n", b"\n")
-        try:
-            parse_pem_private_key(key)
-        except UnparsableKeyError:
-            raise ConfigError(
-                "dkim.private_key_file: not a PEM RSA private key (PKCS#1 or PKCS#8)", setting=KEY_SETTING
-            ) from None
+        _check_rsa(key)
         self._key = key
         self._selector = config.selector.encode("ascii")
         self._domain = config.domain.encode("idna")
@@ -51,3 +48,24 @@ class DkimSigner:
                 f"dkim.private_key_file: cannot sign with it: {exc}", setting=KEY_SETTING
             ) from None
         return signature
+
+
+def _check_rsa(pem: bytes) -> None:
+    """A readable, unencrypted PEM RSA private key, or ConfigError saying what it is instead."""
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise ConfigError(
+            "dkim.private_key_file: not a PEM private key (PKCS#1 or PKCS#8, unencrypted)",
+            setting=KEY_SETTING,
+        ) from None
+    if not isinstance(key, RSAPrivateKey):
+        kind = type(key).__name__.removeprefix("_").removesuffix("PrivateKey") or "another"
+        raise ConfigError(f"dkim.private_key_file: an {kind} key; RSA is needed", setting=KEY_SETTING)
+
+
+def check_key(config: DkimConfig) -> None:
+    """Read and parse the key now, when signing is configured: a bad one stops the command at
+    once with one line naming dkim.private_key_file (ConfigError), instead of every message."""
+    if config.enabled:
+        DkimSigner(config)

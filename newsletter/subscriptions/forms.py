@@ -71,7 +71,7 @@ def _reject_unknown(data: Mapping[str, object], allowed: Iterable[str], prefix: 
 async def parse_signup(settings: Settings, data: Mapping[str, object]) -> SignupRequest:
     """A reader's signup; the address is looked up in DNS only when so configured."""
     _reject_unknown(data, SIGNUP_FIELDS)
-    address = normalise_address(data.get("email"))
+    address = normalise_address(data.get("email"), local_domains=_local(settings))
     choices = resolve_choices(
         settings,
         string_list("newsletters", data.get("newsletters")),
@@ -79,7 +79,9 @@ async def parse_signup(settings: Settings, data: Mapping[str, object]) -> Signup
     )
     timezone = _browser_timezone(data.get("timezone"))
     if settings.subscriptions.check_deliverability:
-        address = await asyncio.to_thread(normalise_address, address.email, check_deliverability=True)
+        address = await asyncio.to_thread(
+            normalise_address, address.email, check_deliverability=True, local_domains=_local(settings)
+        )
     return SignupRequest(address, choices, timezone)
 
 
@@ -99,7 +101,7 @@ def parse_entry(settings: Settings, data: object, prefix: str = "") -> NewSubscr
     if not isinstance(data, Mapping):
         raise InvalidInput(prefix.rstrip(".") or "body", "must be an object")
     _reject_unknown(data, ENTRY_FIELDS, prefix)
-    address = normalise_address(data.get("email"), field=f"{prefix}email")
+    address = normalise_address(data.get("email"), field=f"{prefix}email", local_domains=_local(settings))
     confirmed = data.get("confirmed", False)
     if not isinstance(confirmed, bool):
         raise InvalidInput(f"{prefix}confirmed", "must be true or false")
@@ -158,3 +160,7 @@ def parse_preferences(settings: Settings, pairs: Iterable[tuple[str, str]]) -> P
         choices=resolve_per_newsletter(settings, newsletters, sections),
         timezone=check_timezone("timezone", single.get("timezone")),
     )
+
+
+def _local(settings: Settings) -> bool:
+    return settings.subscriptions.allow_local_domains

@@ -64,7 +64,9 @@ def parse_row(settings: Settings, columns: list[str], cells: list[str], *, confi
         raise InvalidInput("status", f"must be one of {', '.join(IMPORTABLE)} (got {row_status!r})")
     said_confirmed = _flag(row.get("confirmed", ""))
     return NewSubscriber(
-        address=normalise_address(row["email"], field="email"),
+        address=normalise_address(
+            row["email"], field="email", local_domains=settings.subscriptions.allow_local_domains
+        ),
         choices=entry_choices(settings, _listed(row.get("newsletters")), _listed(row.get("sections"))),
         timezone=check_timezone("timezone", row.get("timezone")),
         confirmed=row_status == SubscriberStatus.ACTIVE

@@ -92,6 +92,25 @@ async def show(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
     return (await service.report(context, edition_id)).as_json()
 
 
+@router.get(
+    "/{edition_id}/deliveries",
+    responses={404: {"description": "no such edition"}, 422: {"description": "an unknown status"}},
+)
+async def deliveries(
+    edition_id: EditionId,
+    context: ContextDep,
+    status: Annotated[
+        str, Query(description=f"One of: {', '.join(service.LISTABLE)} (bounced: failed as a bounce).")
+    ] = "failed",
+    page: Annotated[int, Query(ge=1, le=2**31 - 1)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> dict[str, Any]:
+    """An edition's deliveries in one status, most recently changed first, a page at a time:
+    address, attempts, the last SMTP reply, the relay and when."""
+    listed = await service.deliveries(context, edition_id, status=status, page=page, per_page=per_page)
+    return listed.as_json()
+
+
 @router.post("/{edition_id}/resume", responses={404: {"description": "no such edition"}})
 async def resume(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
     return (await service.resume(context, edition_id)).as_json()

@@ -16,7 +16,7 @@ from newsletter.subscriptions.forms import NewSubscriber, parse_entry
 from newsletter.subscriptions.listing import MAX_PER_PAGE, check_status, count_subscribers, list_subscribers
 from newsletter.web.auth import AdminDep
 from newsletter.web.bodies import decode_json
-from newsletter.web.deps import ContextDep, SessionDep
+from newsletter.web.deps import ContextDep, SessionDep, SettingsDep
 
 router = APIRouter(prefix="/api/subscribers", tags=["subscribers"], dependencies=[AdminDep])
 
@@ -107,9 +107,9 @@ def _result(parsed: NewSubscriber | InvalidInput, stored: EntryResult | None) ->
 @router.delete(
     "/{email}", status_code=204, responses={404: {"description": "no subscriber has that address"}}
 )
-async def remove(email: str, request: Request, session: SessionDep) -> Response:
+async def remove(email: str, request: Request, session: SessionDep, settings: SettingsDep) -> Response:
     """Erasure: personal data removed, a hashed suppression entry kept."""
-    address = normalise_address(email)
+    address = normalise_address(email, local_domains=settings.subscriptions.allow_local_domains)
     async with session.begin():
         await erase(session, address=address, actor=_actor(request))
     return Response(status_code=204)

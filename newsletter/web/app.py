@@ -9,24 +9,23 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException
 
 from newsletter import __version__
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import get_logger
-from newsletter.web import api_articles, api_editions, api_subscribers, health, pages
+from newsletter.web import api_articles, api_editions, api_subscribers, errors, health, pages
 from newsletter.web.auth import AdminDep
 from newsletter.web.limits import BodySizeLimit
 from newsletter.web.pages import Pages
 
 log = get_logger(__name__)
 OPENAPI_URL = "/api/openapi.json"
-# Seconds a client is asked to wait when the database is busy or unreachable.
-DATABASE_RETRY_AFTER = 5
 
 
 # What any route may answer besides its own statuses, documented in the OpenAPI schema.
@@ -71,19 +70,25 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         max_bytes=settings.server.max_body_bytes,
         max_api_bytes=settings.server.max_api_body_bytes,
     )
-    app.add_exception_handler(RequestValidationError, _validation_error)
-    app.add_exception_handler(InvalidInput, _invalid_input)
-    app.add_exception_handler(RenderError, _render_error)
-    # Not every DBAPIError: an IntegrityError would be a bug, and a 500 says so.
-    for database_error in (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable):
-        app.add_exception_handler(database_error, _database_busy)
     app.state.pages = Pages(settings)
-    app.add_exception_handler(NotFound, _not_found)
+    _add_error_handlers(app)
     app.include_router(health.router, responses=COMMON_RESPONSES)
     app.include_router(pages.router)
     for router in (api_articles.router, api_subscribers.router, api_editions.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(InvalidInput, _invalid_input)
+    app.add_exception_handler(RenderError, _render_error)
+    # Not every DBAPIError: an IntegrityError would be a bug, and a 500 says so.
+    for database_error in (OperationalError, InterfaceError, PoolTimeout, DatabaseUnavailable):
+        app.add_exception_handler(database_error, errors.database_busy)
+    app.add_exception_handler(NotFound, errors.not_found)
+    app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(Exception, errors.server_error)
 
 
 def _add_api_docs(app: FastAPI, *, public: bool) -> None:
@@ -111,12 +116,12 @@ def field_of(location: Sequence[object]) -> str:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    problems = exc.errors()
+    first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
     field = field_of(first.get("loc", ()))
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
     return JSONResponse(
-        {"detail": f"{field}: {message}", "field": field, "errors": _plain(errors)},
+        {"detail": f"{field}: {message}", "field": field, "errors": _plain(problems)},
         status_code=422,
     )
 
@@ -137,18 +142,3 @@ async def _render_error(request: Request, exc: Exception) -> JSONResponse:
     """An operator's template that cannot be rendered: said plainly, not a 500."""
     log.error("web.render_failed", path=request.url.path, error=str(exc))
     return JSONResponse({"detail": f"templates: {exc}", "field": "templates"}, status_code=422)
-
-
-async def _not_found(request: Request, exc: Exception) -> JSONResponse:
-    return JSONResponse({"detail": f"not found: {exc}"}, status_code=404)
-
-
-async def _database_busy(request: Request, exc: Exception) -> Response:
-    """A locked, overloaded or unreachable database: 503 and Retry-After, never a 500."""
-    log.warning("web.database_busy", path=request.url.path, error=type(exc).__name__)
-    headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
-    message = "the service is busy; please try again in a few seconds"
-    if request.url.path.startswith("/api/") or "json" in request.headers.get("accept", ""):
-        return JSONResponse({"detail": message}, status_code=503, headers=headers)
-    pages: Pages = request.app.state.pages
-    return pages.error(503, "Please try again", message.capitalize() + ".", headers=headers)

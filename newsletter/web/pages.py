@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from newsletter.config import NewsletterConfig, Settings
@@ -41,6 +42,16 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+# The signup page may be crawled; the pages behind emailed links and the API may not. Disallow
+# lines first: some parsers take the first rule that matches, others the longest.
+ROBOTS_TXT = """\
+User-agent: *
+Disallow: /confirm/
+Disallow: /unsubscribe/
+Disallow: /preferences/
+Disallow: /api/
+Allow: /
+"""
 FIELD_LABELS = {
     "email": "Email address",
     "newsletters": "Newsletters",
@@ -148,6 +159,11 @@ def _media_type(request: Request) -> str:
     return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
 
 
+def _own_path(request: Request, route: str, token: str) -> str:
+    """A form's action: the path of the route it posts to, never a URL from the Host header."""
+    return str(request.app.url_path_for(route, token=quote(token, safe="")))
+
+
 @router.get("/", response_class=HTMLResponse)
 async def signup_page(pages: PagesDep) -> HTMLResponse:
     return pages.signup_form()
@@ -158,6 +174,12 @@ async def timezone_script(pages: PagesDep) -> Response:
     script = pages.env.get_template("timezone.js").render()
     headers = {"Cache-Control": "public, max-age=3600", "X-Content-Type-Options": "nosniff"}
     return Response(script, media_type="text/javascript", headers=headers)
+
+
+@router.get("/robots.txt")
+async def robots() -> PlainTextResponse:
+    headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    return PlainTextResponse(ROBOTS_TXT, headers=headers)
 
 
 @router.post("/subscribe")
@@ -243,7 +265,9 @@ async def confirm(token: str, request: Request, pages: PagesDep, context: Contex
 
 
 @router.get("/unsubscribe/{token}", response_class=HTMLResponse)
-async def unsubscribe_page(token: str, pages: PagesDep, context: ContextDep) -> HTMLResponse:
+async def unsubscribe_page(
+    token: str, request: Request, pages: PagesDep, context: ContextDep
+) -> HTMLResponse:
     """One button; a GET changes nothing, since mail scanners follow links."""
     try:
         data = pages.verify(Purpose.UNSUBSCRIBE, token)
@@ -252,7 +276,11 @@ async def unsubscribe_page(token: str, pages: PagesDep, context: ContextDep) -> 
             await service.link_holder(session, data, statuses=UNSUBSCRIBABLE)
     except InvalidToken as exc:
         return pages.bad_link(exc)
-    return pages.render("unsubscribe.html", newsletter=_newsletter(pages.settings, data.newsletter_id))
+    return pages.render(
+        "unsubscribe.html",
+        newsletter=_newsletter(pages.settings, data.newsletter_id),
+        action=_own_path(request, "unsubscribe", token),
+    )
 
 
 @router.post("/unsubscribe/{token}", response_class=HTMLResponse)
@@ -295,7 +323,9 @@ def _newsletter(settings: Settings, newsletter_id: str | None) -> NewsletterConf
 
 
 @router.get("/preferences/{token}", response_class=HTMLResponse)
-async def preferences_page(token: str, pages: PagesDep, context: ContextDep) -> HTMLResponse:
+async def preferences_page(
+    token: str, request: Request, pages: PagesDep, context: ContextDep
+) -> HTMLResponse:
     try:
         data = pages.verify(Purpose.PREFERENCES, token)
         async with context.db.session() as session:
@@ -303,11 +333,18 @@ async def preferences_page(token: str, pages: PagesDep, context: ContextDep) -> 
             subscriber, choices = await service.preferences_of(session, link=data)
     except InvalidToken as exc:
         return pages.bad_link(exc)
-    return _preferences_form(pages, subscriber.email or "", choices, subscriber.timezone or "")
+    action = _own_path(request, "save_preferences", token)
+    return _preferences_form(pages, action, subscriber.email or "", choices, subscriber.timezone or "")
 
 
 def _preferences_form(
-    pages: Pages, email: str, chosen: dict[str, list[str]], timezone: str, status_code: int = 200, **data: Any
+    pages: Pages,
+    action: str,
+    email: str,
+    chosen: dict[str, list[str]],
+    timezone: str,
+    status_code: int = 200,
+    **data: Any,
 ) -> HTMLResponse:
     newsletters = [
         {"id": n.id, "name": n.name, "description": n.description, "sections": pages.settings.sections_of(n)}
@@ -316,8 +353,8 @@ def _preferences_form(
     data.setdefault("saved", False)
     data.setdefault("error", None)
     return pages.render(
-        "preferences.html", status_code, email=email, newsletters=newsletters, chosen=chosen,
-        timezone=timezone, zones=COMMON_ZONES, **data,
+        "preferences.html", status_code, action=action, email=email, newsletters=newsletters,
+        chosen=chosen, timezone=timezone, zones=COMMON_ZONES, **data,
     )  # fmt: skip
 
 
@@ -325,6 +362,7 @@ def _preferences_form(
 async def save_preferences(
     token: str, request: Request, pages: PagesDep, context: ContextDep
 ) -> HTMLResponse:
+    action = _own_path(request, "save_preferences", token)
     try:
         data = pages.verify(Purpose.PREFERENCES, token)
         async with context.db.session() as session, session.begin():
@@ -334,7 +372,7 @@ async def save_preferences(
                 form = parse_preferences(pages.settings, decode_urlencoded(await request.body()))
             except InvalidInput as exc:
                 return _preferences_form(
-                    pages, email, before, subscriber.timezone or "", 422, error=_described(exc)
+                    pages, action, email, before, subscriber.timezone or "", 422, error=_described(exc)
                 )
             actor = _actor(request)
             if form.unsubscribe_all or not form.choices:
@@ -353,4 +391,4 @@ async def save_preferences(
         return pages.bad_link(exc)
     if form.unsubscribe_all or not form.choices:
         return pages.render("unsubscribed.html", newsletter=None)
-    return _preferences_form(pages, email, form.choices, form.timezone or "", saved=True)
+    return _preferences_form(pages, action, email, form.choices, form.timezone or "", saved=True)

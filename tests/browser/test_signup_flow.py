@@ -7,13 +7,9 @@ Debian's chromium (`sudo apt-get install chromium`; `.ci/run` installs it).
 from __future__ import annotations
 
 import re
-import threading
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from newsletter.config import Settings
@@ -21,51 +17,10 @@ from newsletter.context import open_context
 from newsletter.database.models import Article, Subscriber, utcnow
 from newsletter.editions.sending import drain
 from newsletter.editions.service import start_edition
-from newsletter.web import create_app
-from tests.conftest import SettingsFactory
-from tests.support.smtp import SmtpServer, free_port
+from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from tests.support.smtp import SmtpServer
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not CHROMIUM.exists(),
-        reason="needs Debian's chromium at /usr/bin/chromium: sudo apt-get install chromium",
-    ),
-]
-
-
-@pytest.fixture
-def served(make_settings: SettingsFactory) -> Iterator[Settings]:
-    """The real app under uvicorn, its links pointing at itself."""
-    port = free_port()
-    settings = make_settings(
-        site={"base_url": f"http://127.0.0.1:{port}", "sections": ["World", "Politics", "Business"]}
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_config=None)
-    )
-    thread = threading.Thread(target=server.run, name="uvicorn", daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        threading.Event().wait(0.05)
-    assert server.started, "uvicorn did not start"
-    try:
-        yield settings
-    finally:
-        server.should_exit = True
-        thread.join(15)
+pytestmark = [pytest.mark.browser, needs_chromium]
 
 
 async def deliver_outbox(settings: Settings) -> None:

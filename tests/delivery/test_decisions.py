@@ -188,10 +188,15 @@ def test_reconnect_pauses_grow_to_the_cap() -> None:
     ],
 )
 def test_the_pause_rule(sent: int, failed: int, total: int, pauses: bool) -> None:
-    reason = decisions.pause_reason(9, sent=sent, failed=failed, total=total, rate=0.05, window=1000)
-    assert (reason is not None) is pauses
-    if reason:
-        assert f"{failed} of the first {sent + failed} attempts" in reason and "resume 9" in reason
+    assert decisions.should_pause(sent=sent, failed=failed, total=total, rate=0.05, window=1000) is pauses
+
+
+def test_the_pause_reason_names_the_counts_and_the_replies_behind_them() -> None:
+    replies = [("550 5.7.1 blocked", 40), ("552 mailbox full", 11)]
+    reason = decisions.pause_reason(9, sent=10, failed=51, rate=0.05, replies=replies)
+    assert "51 of the first 61 attempts failed permanently (more than 5%)" in reason
+    assert "most often: 40 × 550 5.7.1 blocked; 11 × 552 mailbox full" in reason
+    assert "`newsletter editions show 9 --failures`" in reason and "`newsletter editions resume 9`" in reason
 
 
 @pytest.mark.parametrize(("bounces", "threshold", "bounced"), [(1, 1, True), (1, 2, False), (3, 2, True)])

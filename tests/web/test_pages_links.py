@@ -349,3 +349,21 @@ async def test_no_token_or_address_reaches_the_logs(
     for line in logged:
         assert "secret.reader" not in line
         assert not any(token in line for token in tokens)
+
+
+@pytest.mark.parametrize("route", ["unsubscribe", "preferences"])
+async def test_forms_post_to_their_own_page_whatever_the_host_header_says(
+    client: httpx.AsyncClient, context: AppContext, settings: Settings, route: str
+) -> None:
+    subscriber_id = await active(client, context, settings, "forms@example.com")
+    links = Links(settings)
+    reader = await owner(context, subscriber_id)
+    url = path(
+        links.unsubscribe(reader, "daily") if route == "unsubscribe" else links.preferences(reader), settings
+    )
+    pages = [await client.get(url, headers={"Host": "evil.example"})]
+    if route == "preferences":
+        pages.append(await client.post(url, data={"newsletters": ["daily"], "action": "save"}))
+    for page in pages:
+        assert page.status_code == 200
+        assert re.findall(r'<form method="post" action="([^"]*)"', page.text) == [url]
