@@ -15,6 +15,8 @@ from newsletter.database.migrate import upgrade
 class AppContext:
     settings: Settings
     db: Database
+    # The database had no schema when opened: this process made it.
+    created: bool = False
 
 
 @asynccontextmanager
@@ -23,8 +25,7 @@ async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIter
     db = open_database(settings.database)
     try:
         await db.ping()
-        if migrate:
-            await upgrade(db)
-        yield AppContext(settings, db)
+        before = (await upgrade(db))[0] if migrate else ""
+        yield AppContext(settings, db, created=before is None)
     finally:
         await db.dispose()

@@ -53,7 +53,12 @@ BlankIsNone = BeforeValidator(_blank_is_none)
 
 
 class ArticleInput(BaseModel):
-    """An article to store. Build it through `validate_articles` or `tidy` so that it is safe."""
+    """An article: its title and absolute http(s) URL are required. The summary may hold simple
+    HTML, which is sanitised; long titles and summaries are shortened, and a section named in
+    any case matches the site's own."""
+
+    # The API's schema shows the docstring above; in code, build one through validate_articles
+    # or tidy, which make it safe.
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -11,8 +11,9 @@ from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
-from newsletter.config import NewsletterConfig, Settings, load_settings
+from newsletter.config import NewsletterConfig, Settings, find_config_file, load_settings
 from newsletter.context import AppContext, open_context
 from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import configure_logging
@@ -22,6 +23,8 @@ T = TypeVar("T")
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# What a user who took a flag for an option may type after it, read as the next argument.
+FLAG_VALUES = frozenset({"true", "false", "yes", "no"})
 
 ConfigOption = Annotated[
     Path | None,
@@ -34,6 +37,9 @@ ConfigOption = Annotated[
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON only, on stdout.")]
 
+# Where `newsletter demo` (run in the project folder) writes its configuration.
+DEMO_CONFIG = Path("var/demo/newsletter.toml")
+
 console = Console()
 errors = Console(stderr=True)
 
@@ -44,7 +50,12 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load(config: Path | None, overrides: dict[str, Any] | None = None) -> Settings:
+def load(config: Path | None, overrides: dict[str, Any] | None = None, *, find_demo: bool = True) -> Settings:
+    """The settings, from `config` or the usual places; in a folder where `newsletter demo` ran
+    and no other configuration is found, the demo's (said on stderr)."""
+    if config is None and find_demo and find_config_file(None) is None and DEMO_CONFIG.is_file():
+        config = DEMO_CONFIG
+        note(f"using the demo's configuration {DEMO_CONFIG} (--config or ./newsletter.toml to use another)")
     try:
         settings = load_settings(config, overrides=overrides)
     except ConfigError as exc:
@@ -53,12 +64,25 @@ def load(config: Path | None, overrides: dict[str, Any] | None = None) -> Settin
     return settings
 
 
+def note(message: str) -> None:
+    """One line on stderr that is not an error."""
+    errors.print(f"note: {message}", markup=False, highlight=False, soft_wrap=True)
+
+
+def note_if_created(context: AppContext) -> None:
+    """Say so when this command made a new, empty database: usually the operator meant another."""
+    if context.created:
+        url = make_url(context.settings.database.url).render_as_string(hide_password=True)
+        note(f"database.url {url} held no newsletter database; created a new, empty one")
+
+
 def find_newsletter(settings: Settings, newsletter_id: str | None) -> NewsletterConfig:
     """The newsletter named on the command line (None: the first); exit 2 naming it otherwise."""
     try:
         return settings.find_newsletter(newsletter_id)
     except InvalidInput as exc:
-        fail(str(exc))
+        flag_value = (newsletter_id or "").lower() in FLAG_VALUES
+        fail(f"{exc}; a flag takes no value: `--dry-run`, not `--dry-run true`" if flag_value else str(exc))
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -77,6 +101,7 @@ def with_context(
 ) -> T:
     async def main() -> T:
         async with open_context(settings, migrate=migrate) as context:
+            note_if_created(context)
             return await work(context)
 
     return run(main())

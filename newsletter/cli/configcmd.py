@@ -20,6 +20,7 @@ from newsletter.cli.common import (
 )
 from newsletter.cli.smtp import report_relays
 from newsletter.config import mask_secrets, warnings
+from newsletter.config.readiness import readiness
 from newsletter.delivery.probe import check_relays
 from newsletter.editions.samples import digest_size_warnings
 from newsletter.errors import ConfigError, RenderError
@@ -36,7 +37,9 @@ def check(
         bool, typer.Option("--connect", help="Also connect to each SMTP relay (`newsletter smtp check`).")
     ] = False,
 ) -> None:
-    """Validate the configuration and print it, secrets masked; with --connect, check the relays."""
+    """Validate the configuration and print it, secrets masked; warn of what production needs.
+
+    With --connect, also check each SMTP relay."""
     settings = load(config)
     try:
         check_key(settings.dkim)
@@ -44,7 +47,7 @@ def check(
         fail(str(exc))
     data = mask_secrets(settings)
     try:
-        cautions = warnings(settings) + digest_size_warnings(settings)
+        cautions = warnings(settings) + digest_size_warnings(settings) + readiness(settings)
     except RenderError as exc:
         fail(f"templates: {exc}")
     if json:

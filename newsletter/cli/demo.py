@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
+import shutil
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -12,9 +15,8 @@ from rich.table import Table
 
 from newsletter.cli.common import ConfigOption, JsonOption, console, load, print_json, run
 from newsletter.cli.serve import scheduler_part, worker_part
-from newsletter.context import AppContext
-from newsletter.demo.capture import CaptureServer
-from newsletter.demo.run import DemoResult, summary
+from newsletter.demo.narrator import narrate
+from newsletter.demo.run import DemoResult, Running, newsroom_part, summary
 from newsletter.demo.run import demo as run_demo
 from newsletter.service import run_parts
 from newsletter.web import create_app
@@ -23,37 +25,49 @@ from newsletter.web.server import web_part
 
 def demo(
     serve: Annotated[
-        bool, typer.Option("--serve", help="Then keep the web app, scheduler, worker and outbox running.")
+        bool,
+        typer.Option("--serve", help="Then keep the web app, worker, publisher and outbox going."),
     ] = False,
     folder: Annotated[Path, typer.Option("--folder", help="Where var/ things go.")] = Path("var"),
+    story_every: Annotated[
+        float,
+        typer.Option("--story-every", min=1, help="With --serve: seconds between new stories."),
+    ] = 180,
+    smtp_port: Annotated[
+        int,
+        typer.Option("--smtp-port", min=0, max=65535, help="The capture SMTP server's port (0: any)."),
+    ] = 0,
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Run the whole cycle on built-in defaults: sample feed, demo readers, a capture SMTP
-    server writing .eml files to var/outbox/, today's edition sent for real."""
-    base = load(config)
+    """Run the whole cycle on built-in defaults: a demo publisher, readers, today's edition sent.
+
+    A capture SMTP server writes each message as an .eml file to var/outbox/.
+
+    The demo's configuration is written to var/demo/newsletter.toml; commands run here use it."""
+    base = load(config, find_demo=False)
     # The demo tells its own story; the service's event log would drown it.
     logging.getLogger().setLevel(logging.WARNING)
     say = (lambda _: None) if json else (lambda line: console.print(f"• {line}", highlight=False))
 
-    async def keep_serving(context: AppContext, capture: CaptureServer) -> None:
-        settings = context.settings
-        console.print(
-            f"\nServing {settings.site.base_url}/ (sign up there; emails land in {capture.folder}/). "
-            "Ctrl-C stops.",
-            highlight=False,
-        )
-        app = create_app(settings, context)
+    async def keep_serving(running: Running) -> None:
+        settings = running.context.settings
+        if not json:
+            _print_serving(running, story_every)
+        narrate(console)
         await run_parts(
             [
-                web_part(app, settings),
-                scheduler_part(context),
-                worker_part(context, asyncio.Event(), lambda: settings),
+                web_part(create_app(settings, running.context), settings),
+                scheduler_part(running.context),
+                worker_part(running.context, asyncio.Event(), lambda: settings),
+                newsroom_part(running, story_every),
             ]
         )
 
     async def main() -> DemoResult:
-        return await run_demo(base, folder, keep_serving=keep_serving if serve else None, progress=say)
+        return await run_demo(
+            base, folder, keep_serving=keep_serving if serve else None, progress=say, smtp_port=smtp_port
+        )
 
     result = run(main())
     if json:
@@ -74,13 +88,61 @@ def _print_summary(result: DemoResult) -> None:
         ("emails (.eml)", f"{result.paths.outbox}/"),
         ("digest for a browser", str(result.paths.digest)),
         ("demo database", str(result.paths.database)),
+        ("demo configuration", str(result.paths.config)),
     ]
     for name, value in rows:
         table.add_row(name, value)
     console.print(table)
     console.print(
         f"Open {result.paths.digest} in a browser to see the digest. "
-        "Run `newsletter demo --serve` (or `make serve`) to sign up on the web page, find the "
-        "confirmation email in the outbox, and trigger a send.",
+        "Run `make serve` (or `newsletter demo --serve`) to sign up on the web page, find the "
+        "confirmation email in the outbox, and send the next edition as London Daily publishes.",
         highlight=False,
     )
+
+
+def _every(seconds: float) -> str:
+    return f"{seconds / 60:g} minutes" if seconds >= 120 else f"{seconds:g} seconds"
+
+
+def _print_serving(running: Running, story_every: float) -> None:
+    """Where everything is, and the exact commands that work on the running demo."""
+    settings = running.result.settings
+    base_url = str(settings.site.base_url).rstrip("/")
+    token = settings.security.admin_token.get_secret_value()
+    cli = _command()
+    auth = f"-H {shlex.quote('Authorization: Bearer ' + token)}"
+    start = "-X POST -H 'Content-Type: application/json' -d '{\"new\": true}'"
+    lines = [
+        "",
+        f"[bold]Serving {base_url}/[/] — sign up there; emails land in {running.capture.folder}/.",
+        f"Demo publisher: {running.publisher.feed_url} (a new story every {_every(story_every)}).",
+        f"Capture SMTP server: 127.0.0.1:{running.capture.port}.  Database: {running.result.paths.database}",
+        f"Configuration: {running.result.paths.config} (commands run in this folder use it).",
+        f"Admin token: {token}",
+        "",
+        "[bold]In another terminal, in this folder:[/]",
+        f"  {cli} send --new                 # the next edition, with what was published since the last",
+        f"  {cli} editions list",
+        f"  {cli} subscribers list",
+        f"  curl {auth} {base_url}/api/editions",
+        f"  curl {start} {auth} {base_url}/api/editions",
+        "",
+        "Ctrl-C stops.",
+    ]
+    for line in lines:
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _command() -> str:
+    """How this `newsletter` was started, so printed commands work when copied as they are."""
+    launched = Path(sys.argv[0]).resolve()
+    if launched.name == "__main__.py":
+        return f"{shlex.quote(sys.executable)} -m newsletter"
+    found = shutil.which("newsletter")
+    if found is not None and Path(found).resolve() == launched:
+        return "newsletter"
+    try:
+        return shlex.quote(str(launched.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(launched))

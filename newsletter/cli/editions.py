@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from typing import Annotated
 
 import typer
 from email_validator import EmailNotValidError, validate_email
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from newsletter.cli.common import (
@@ -25,18 +23,27 @@ from newsletter.cli.common import (
     run,
     with_context,
 )
+from newsletter.cli.progress import (
+    SKIP_REASONS,
+    Reasons,
+    SendProgress,
+    retrying_now,
+    said,
+    skip_reasons,
+    tally,
+)
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.delivery.decisions import delivered
 from newsletter.delivery.smtp import SmtpUnavailable
-from newsletter.delivery.worker import ConfigurationFault, Worker
+from newsletter.delivery.worker import ConfigurationFault
 from newsletter.editions import service
 from newsletter.editions.sending import build_pending, worker_for
 from newsletter.editions.service import EditionReport
 from newsletter.editions.trial import dry_run, send_test_copy
 from newsletter.rendering.dkim import check_key
 from newsletter.rendering.size import clipping_warning
-from newsletter.states import FINAL, DeliveryStatus, EditionStatus
+from newsletter.states import DeliveryStatus, EditionStatus
 
 # The ledger's statuses in the order the summary shows them.
 SUMMARY_COLUMNS = [
@@ -71,11 +78,11 @@ def send(
     elif to is not None:
         _test_copy(settings, newsletter, to, json)
     else:
-        result, fault = run(_send(settings, newsletter, new=new, quiet=json))
+        result, skipped, fault = run(_send(settings, newsletter, new=new, quiet=json))
         if json:
             print_json(result.as_json())
         else:
-            _summary(result)
+            _summary(result, skipped)
         if fault is not None:
             errors.print(f"error: {fault}", markup=False, highlight=False, soft_wrap=True)
         if (
@@ -89,8 +96,9 @@ def send(
 
 async def _send(
     settings: Settings, newsletter: str | None, *, new: bool, quiet: bool
-) -> tuple[EditionReport, ConfigurationFault | None]:
-    """The edition's report after sending, and the configuration fault that stopped it, if any."""
+) -> tuple[EditionReport, Reasons, ConfigurationFault | None]:
+    """The edition's report after sending, why its skipped readers were skipped, and the
+    configuration fault that stopped it, if any."""
     check_key(settings.dkim)
     async with open_context(settings) as context:
         edition = await service.start_edition(context, newsletter, new=new)
@@ -102,62 +110,32 @@ async def _send(
         before = await service.report(context, edition.id)
         work = asyncio.create_task(worker.run(stopping))
         fault: ConfigurationFault | None = None
-        try:
-            if quiet:
+        with SendProgress(before, shown=not quiet) as bar:
+            try:
+                while not work.done():
+                    retrying = await retrying_now(context, before, worker.stats)
+                    bar.follow(worker.stats, retrying)
+                    await asyncio.wait({work}, timeout=0.5)
                 await work
-            else:
-                await _watch(before, worker, work)
-        except ConfigurationFault as exc:
-            fault = exc
-        finally:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(sig)
-        return await service.report(context, edition.id), fault
+            except ConfigurationFault as exc:
+                fault = exc
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+            after = await service.report(context, edition.id)
+            bar.settle(after)
+        return after, [] if quiet else await skip_reasons(context, edition.id), fault
 
 
-async def _watch(before: EditionReport, worker: Worker, work: asyncio.Task[object]) -> None:
-    """Progress from the worker's own counts (no query per refresh: editions can be huge)."""
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TextColumn("sent {task.fields[sent]} · retrying {task.fields[retry]} · failed {task.fields[failed]}"),
-        TextColumn("{task.fields[rate]} msg/s · ETA {task.fields[eta]}"),
-        TimeElapsedColumn(),
-    )
-    counts = before.counts
-    done_before = sum(counts[s] for s in FINAL)
-    started = time.monotonic()
-    with Progress(*columns, console=console, transient=False) as progress:
-        task = progress.add_task(
-            f"edition {before.id}", total=before.total or 1, sent=0, retry=0, failed=0, rate=0, eta="-"
-        )
-        while True:
-            stats = worker.stats
-            finished = done_before + stats.sent + stats.failed + stats.skipped
-            rate = stats.sent / max(time.monotonic() - started, 1e-3)
-            left = before.total - finished
-            progress.update(
-                task,
-                completed=min(finished, before.total),
-                sent=counts[DeliveryStatus.SENT] + stats.sent,
-                retry=stats.retried,
-                failed=counts[DeliveryStatus.FAILED] + stats.failed,
-                rate=f"{rate:.0f}",
-                eta=f"{left / rate:.0f}s" if rate > 0 and left > 0 else "-",
-            )
-            if work.done():
-                await work
-                return
-            await asyncio.wait({work}, timeout=0.5)
-
-
-def _summary(result: EditionReport) -> None:
+def _summary(result: EditionReport, skipped: Reasons) -> None:
     table = Table(title=f"Edition {result.id}: {result.newsletter} {result.date} ({result.status})")
     for status in SUMMARY_COLUMNS:
         table.add_column(status, justify="right")
     table.add_row(*(str(result.counts.get(s, 0)) for s in SUMMARY_COLUMNS))
     console.print(table)
+    console.print(f"edition {result.id}: {said(tally(result.counts))}", markup=False, highlight=False)
+    for reason, count in skipped:
+        console.print(f"{count} skipped: {SKIP_REASONS.get(reason, reason)}", markup=False, highlight=False)
     if result.pause_reason:
         console.print(result.pause_reason, markup=False)
     if result.waiting_reason:
@@ -261,18 +239,18 @@ def show(
     """One edition's progress as counts by delivery status; with --failures, why messages failed."""
     settings = load(config)
 
-    async def work(context: AppContext) -> tuple[EditionReport, service.DeliveryPage | None]:
-        listed = await service.deliveries(context, edition, status=status, page=page, per_page=per_page)
-        return await service.report(context, edition), listed
+    async def work(context: AppContext) -> tuple[EditionReport, Reasons, service.DeliveryPage | None]:
+        listed = None
+        if failures:
+            listed = await service.deliveries(context, edition, status=status, page=page, per_page=per_page)
+        skipped = [] if json else await skip_reasons(context, edition)
+        return await service.report(context, edition), skipped, listed
 
-    if failures:
-        result, listed = with_context(settings, work)
-    else:
-        result, listed = with_context(settings, lambda context: service.report(context, edition)), None
+    result, skipped, listed = with_context(settings, work)
     if json:
         print_json({**result.as_json(), **({"failures": listed.as_json()} if listed else {})})
         return
-    _summary(result)
+    _summary(result, skipped)
     if listed is not None:
         _failures(listed)
 

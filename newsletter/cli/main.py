@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from newsletter import __version__
 from newsletter.cli import articles as articles_cmd
@@ -12,8 +13,34 @@ from newsletter.cli import configcmd, db, demo, editions, serve, smtp
 from newsletter.cli import preview as preview_cmd
 from newsletter.cli import subscribers as subscribers_cmd
 
+
+class PlainFlagsGroup(TyperGroup):
+    """The root command group: every flag in its tree shows in --help as a plain flag."""
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        plain_flags(self, None)
+
+
+def plain_flags(command: TyperCommand | TyperGroup, parent: typer.Context | None) -> None:
+    """Blank the metavar of each flag under `command`, --help included.
+
+    Typer 0.29's rich help prints a flag's type (`--dry-run <bool>`) as if it took a value,
+    which it does not (`--dry-run true` reads "true" as the next argument); 0.28 hid it. An
+    empty metavar is what that help prints instead of the type.
+    """
+    context = typer.Context(command, parent=parent, info_name=command.name, **command.context_settings)
+    # get_params includes the help option, made (and kept) for this command on first use.
+    for param in command.get_params(context):
+        if isinstance(param, TyperOption) and param.is_flag and param.metavar is None:
+            param.metavar = ""
+    for sub in getattr(command, "commands", {}).values():
+        plain_flags(sub, context)
+
+
 app = typer.Typer(
     name="newsletter",
+    cls=PlainFlagsGroup,
     help="Daily news digests from feeds to subscribers, over SMTP.",
     no_args_is_help=True,
     add_completion=False,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from newsletter.cli.common import ConfigOption, fail, load, run
+from newsletter.cli.common import ConfigOption, fail, load, note_if_created, run
 from newsletter.config import Settings, load_settings, warnings
 from newsletter.context import AppContext, open_context
 from newsletter.delivery.worker import ConfigurationFault
@@ -102,6 +102,7 @@ async def run_service(
     for caution in warnings(settings):
         log.warning("config.warning", warning=caution)
     async with open_context(settings) as context:
+        note_if_created(context)
         parts: list[Part] = []
         if web:
             parts.append(web_part(create_app(settings, context), settings))
@@ -144,6 +145,7 @@ def _run(settings: Settings, config: Path | None, *, web: bool, scheduler: bool,
 
 def serve(config: ConfigOption = None) -> None:
     """Run the web app, scheduler and delivery worker in one process (each can be switched off).
+
     SIGHUP reloads the worker's configuration (after fixing an SMTP or DKIM setting)."""
     settings = load(config)
     server = settings.server
@@ -151,8 +153,9 @@ def serve(config: ConfigOption = None) -> None:
 
 
 def worker(config: ConfigOption = None) -> None:
-    """Run a delivery worker only (run any number of them against PostgreSQL); SIGHUP reloads
-    its configuration."""
+    """Run a delivery worker only (any number of them against PostgreSQL).
+
+    SIGHUP reloads its configuration."""
     _run(load(config), config, web=False, scheduler=False, worker=True)
 
 

@@ -22,8 +22,9 @@ app = typer.Typer(help="SMTP relays.", no_args_is_help=True)
 
 @app.command()
 def check(config: ConfigOption = None, json: JsonOption = False) -> None:
-    """Connect to each relay, negotiate TLS and log in as sending would, and say what the server
-    offers (SIZE, PIPELINING, SMTPUTF8, 8BITMIME…), without sending anything. Exit 1 if one fails."""
+    """Connect to each relay, negotiate TLS and log in as sending would, without sending.
+
+    Says what each server offers (SIZE, PIPELINING, SMTPUTF8, 8BITMIME…). Exit 1 if one fails."""
     if not report_relays(load(config), json=json):
         raise typer.Exit(EXIT_FAILED)
 

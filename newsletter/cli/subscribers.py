@@ -5,9 +5,10 @@ from __future__ import annotations
 import sys
 from json import dumps
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TextIO
 
 import typer
+from rich.cells import cell_len
 from rich.table import Table
 
 from newsletter.cli.common import ConfigOption, JsonOption, console, fail, load, print_json, with_context
@@ -75,6 +76,7 @@ def list_(status: StatusOption = None, config: ConfigOption = None, json: JsonOp
 
     async def work(context: AppContext) -> int:
         shown = 0
+        table = Columns(sys.stdout)
         async with context.db.session() as session:
             await session.connection(execution_options=READ_ONLY)
             async for view in iterate_subscribers(session, status=wanted):
@@ -82,10 +84,12 @@ def list_(status: StatusOption = None, config: ConfigOption = None, json: JsonOp
                 if json:
                     sys.stdout.write(("[\n" if shown == 0 else ",\n") + dumps(item, ensure_ascii=False))
                 else:
-                    sys.stdout.write(_line(item))
+                    table.add(_cells(item))
                 shown += 1
         if json:
             sys.stdout.write("\n]\n" if shown else "[]\n")
+        else:
+            table.close()
         return shown
 
     shown = with_context(settings, work)
@@ -93,14 +97,53 @@ def list_(status: StatusOption = None, config: ConfigOption = None, json: JsonOp
         console.print(f"{shown} subscriber(s)")
 
 
-def _line(item: dict[str, Any]) -> str:
+def _cells(item: dict[str, Any]) -> tuple[str, ...]:
     newsletters = ", ".join(f"{n} ({'; '.join(s)})" if s else n for n, s in item["newsletters"].items())
-    email, created, confirmed = (
+    return (
         item["email"] or "(erased)",
+        item["status"],
         item["created_at"][:16],
         (item["confirmed_at"] or "-")[:16],
+        newsletters,
     )
-    return f"{email:40} {item['status']:12} {created:17} {confirmed:17} {newsletters}\n"
+
+
+class Columns:
+    """Rows under a header, in columns aligned by terminal cells (CJK characters and emoji take
+    two each). Streamed: the first rows set the widths."""
+
+    HEADER = ("email", "status", "created", "confirmed", "newsletters")
+    GAP = "  "
+    # Rows read before the widths are fixed; a longer cell further down pushes only its line.
+    SIZING_ROWS = 500
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.pending: list[tuple[str, ...]] = []
+        self.widths: list[int] | None = None
+
+    def add(self, cells: tuple[str, ...]) -> None:
+        if self.widths is not None:
+            self.out.write(self._line(cells, self.widths))
+            return
+        self.pending.append(cells)
+        if len(self.pending) >= self.SIZING_ROWS:
+            self._flush()
+
+    def close(self) -> None:
+        if self.widths is None and self.pending:
+            self._flush()
+
+    def _flush(self) -> None:
+        rows = [self.HEADER, *self.pending]
+        # The last column is not padded: nothing follows it.
+        self.widths = [max(cell_len(row[i]) for row in rows) for i in range(len(self.HEADER) - 1)]
+        self.out.writelines(self._line(row, self.widths) for row in rows)
+        self.pending = []
+
+    def _line(self, cells: tuple[str, ...], widths: list[int]) -> str:
+        padded = [cell + " " * (width - cell_len(cell)) for cell, width in zip(cells, widths, strict=False)]
+        return self.GAP.join([*padded, cells[-1]]).rstrip() + "\n"
 
 
 @app.command("import")

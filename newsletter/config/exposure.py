@@ -159,9 +159,9 @@ def _secrets(settings: Settings) -> str | None:
     if security.metrics_token.get_secret_value():
         named.append(("metrics_token", security.metrics_token))
     for key, secret in named:
-        weakness = _weakness(secret.get_secret_value())
-        if weakness:
-            return f"security.{key}: {weakness} before {exposed}"
+        weak = weakness(secret.get_secret_value())
+        if weak:
+            return f"security.{key}: {weak} before {exposed}"
     values = [secret.get_secret_value() for _, secret in named]
     if len(set(values)) != len(values):
         others = "security.secret_key and security.metrics_token"
@@ -169,7 +169,7 @@ def _secrets(settings: Settings) -> str | None:
     return None
 
 
-def _weakness(secret: str) -> str | None:
+def weakness(secret: str) -> str | None:
     if secret == DEFAULT_SECRET:
         return f"still the built-in default; set a random secret of {MIN_SECRET_CHARS} characters or more"
     if len(secret) < MIN_SECRET_CHARS:

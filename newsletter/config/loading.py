@@ -38,9 +38,9 @@ def load_settings(
     """
     env = dict(os.environ)
     source = find_config_file(path)
-    data = _read_toml(source) if source is not None else {}
+    data = read_toml(source) if source is not None else {}
     if overrides:
-        data = _merge(data, overrides)
+        data = merge_tables(data, overrides)
     _reject_unknown_env_sections(env)
     where = str(source) if source is not None else "built-in defaults"
     try:
@@ -51,7 +51,7 @@ def load_settings(
     return settings
 
 
-def _read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
@@ -63,11 +63,11 @@ def _read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+def merge_tables(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in extra.items():
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = merge_tables(merged[key], value)
         else:
             merged[key] = value
     return merged

@@ -69,6 +69,25 @@ def failure_replies(conn: Connection, edition_id: int) -> list[tuple[int | None,
     return [(row.last_code, row.last_reply) for row in rows]
 
 
+def status_count(conn: Connection, edition_id: int, status: DeliveryStatus) -> int:
+    c = DELIVERIES.c
+    query = select(func.count()).select_from(DELIVERIES)
+    return int(conn.scalar(query.where(c.edition_id == edition_id, c.status == status)) or 0)
+
+
+def skipped_by_reason(conn: Connection, edition_id: int) -> list[tuple[str, int]]:
+    """An edition's skipped rows counted by the reason recorded with each, most first."""
+    c = DELIVERIES.c
+    count = func.count().label("count")
+    rows = conn.execute(
+        select(c.last_reply, count)
+        .where(c.edition_id == edition_id, c.status == DeliveryStatus.SKIPPED)
+        .group_by(c.last_reply)
+        .order_by(count.desc(), c.last_reply)
+    )
+    return [(reason or "no reason recorded", int(n)) for reason, n in rows.all()]
+
+
 def has_unfinished(conn: Connection, edition_id: int) -> bool:
     c = DELIVERIES.c
     left = conn.scalar(select(c.id).where(c.edition_id == edition_id, c.status.in_(UNFINISHED)).limit(1))
@@ -77,9 +96,10 @@ def has_unfinished(conn: Connection, edition_id: int) -> bool:
 
 def common_replies(conn: Connection, edition_id: int, *, limit: int = 3) -> list[tuple[str, int]]:
     """The `limit` most frequent replies of an edition's failed rows, each with its count; the
-    counts add up to the failed rows when there are no more than `limit` kinds."""
+    counts add up to the failed rows when there are no more than `limit` kinds. A stored reply
+    carries its code ("550 5.1.1 …"); a row with none is named by its code alone."""
     counted = Counter(
-        without_addresses(f"{code or ''} {reply or ''}".strip())
+        without_addresses(reply or (str(code) if code else "no reply"))
         for code, reply in failure_replies(conn, edition_id)
     )
     return counted.most_common(limit)

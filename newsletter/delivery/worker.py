@@ -6,8 +6,9 @@ with `exit_when_idle`, it also returns once there is nothing left to do."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import asdict, astuple, dataclass
 from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -32,6 +33,8 @@ from newsletter.logs import get_logger
 log = get_logger(__name__)
 
 MessengerFactory = Callable[[Relay], Messenger]
+# How often a worker logs its counts while they change.
+PROGRESS_SECONDS = 5.0
 
 __all__ = ["ConfigurationFault", "Editions", "Worker", "WorkerOptions", "worker_id"]
 
@@ -156,6 +159,7 @@ class Worker:
         keeper = asyncio.create_task(self.leases.run(finished), name="leases")
         claimer = asyncio.create_task(self.claimer.run(halt, finished), name="claimer")
         watcher = asyncio.create_task(self._watch_relays(halt, finished), name="relays")
+        reporter = asyncio.create_task(self._report_progress(finished), name="progress")
         senders = [
             asyncio.create_task(Sender(relay, self.messengers(relay), self.parts).run(halt, finished))
             for relay in self.pool.relays
@@ -169,7 +173,7 @@ class Worker:
             finished.set()
             for task in (claimer, watcher, *senders):
                 task.cancel()
-            await asyncio.gather(claimer, watcher, *senders, return_exceptions=True)
+            await asyncio.gather(claimer, watcher, reporter, *senders, return_exceptions=True)
             self._release(self.pool.take_all())
             self.recorder.close()
             await asyncio.gather(recorder, return_exceptions=True)
@@ -191,6 +195,18 @@ class Worker:
         if self.fault is not None:
             raise ConfigurationFault(self.fault)
         return self.stats
+
+    async def _report_progress(self, finished: asyncio.Event) -> None:
+        """A `delivery.progress` line every few seconds while this worker's counts move, and one
+        at the end: a send can be watched in the log without a line per message."""
+        logged = astuple(SenderStats())
+        while not finished.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(finished.wait(), PROGRESS_SECONDS)
+            counts = astuple(self.stats)
+            if counts != logged:
+                log.info("delivery.progress", worker=self.owner, **asdict(self.stats))
+                logged = counts
 
     def _release(self, items: Iterable[WorkItem], delay: float | None = None) -> None:
         """Claimed but never attempted: back to the queue without costing an attempt (due again

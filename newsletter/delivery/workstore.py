@@ -84,6 +84,10 @@ class WorkerStore:
     ) -> set[tuple[WorkKind, int]]:
         now = utcnow()
         threshold = self.config.bounce_threshold
+        # A start mark guards a message whose outcome is not yet written; one whose outcome is in
+        # this same transaction needs none (and, written after it, would find its lease gone).
+        decided = {(result.item.kind, result.item.id) for result in results}
+        started = [item for item in started if (item.kind, item.id) not in decided]
 
         def write(conn: Connection) -> tuple[list[int], set[tuple[WorkKind, int]]]:
             bounces = LEDGER.record(conn, results, owner=self.owner, now=now)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import re
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from email.policy import default
 from pathlib import Path
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
@@ -23,10 +25,12 @@ class OutboxHandler:
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.content or b""
         data = content if isinstance(content, bytes) else content.encode("utf-8")
+        subject = str(BytesHeaderParser(policy=default).parsebytes(data).get("Subject", ""))
         for recipient in envelope.rcpt_tos:
             path = self.folder / f"{len(self.saved) + 1:05d}-{_safe(recipient)}.eml"
             self.saved.append(path)
             await asyncio.to_thread(path.write_bytes, data)
+            log.info("capture.saved", recipient=recipient, subject=subject, path=str(path))
         return "250 2.0.0 Saved in the outbox"
 
 

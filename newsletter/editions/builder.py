@@ -8,7 +8,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Integer, String, and_, exists, func, literal, select
@@ -34,6 +34,8 @@ from newsletter.editions.selection import select_articles, window_start
 from newsletter.errors import RenderError
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
+from newsletter.rendering.content import time_label
+from newsletter.rendering.digest import reader_zone
 from newsletter.rendering.size import clipping_warning, html_bytes
 from newsletter.states import DeliveryStatus, EditionStatus, SubscriberStatus
 
@@ -140,17 +142,15 @@ async def _build(context: AppContext, edition_id: int, renderer: DigestRenderer)
             return edition
         newsletter = settings.newsletter(edition.newsletter_id)
         choices = await _choices(session, newsletter)
-        variants: dict[str, int | None] = {}
+        # A variant per choice of sections and timezone its times are shown in: readers who
+        # gave none share the newsletter's.
+        variants: dict[tuple[str, str], int | None] = {}
         for choice in choices:
-            if choice.sections not in variants:
-                variants[choice.sections] = await _variant(session, edition, newsletter, choice, renderer)
+            shown_in = (choice.sections, reader_zone(newsletter, choice.timezone).key)
+            if shown_in not in variants:
+                variants[shown_in] = await _variant(session, edition, newsletter, choice, renderer)
             await _enqueue(
-                session,
-                edition,
-                newsletter,
-                choice,
-                variants[choice.sections],
-                settings.scheduler.grace_hours,
+                session, edition, newsletter, choice, variants[shown_in], settings.scheduler.grace_hours
             )
         total = await session.scalar(
             select(func.count()).select_from(Delivery).where(Delivery.edition_id == edition.id)
@@ -169,9 +169,8 @@ async def _build(context: AppContext, edition_id: int, renderer: DigestRenderer)
 
 
 async def _choices(session: AsyncSession, newsletter: NewsletterConfig) -> list[Choice]:
-    timezone = Subscriber.timezone if newsletter.deliver_at_local_time else literal(None, String)
     rows = await session.execute(
-        select(Subscription.sections, timezone)
+        select(Subscription.sections, Subscriber.timezone)
         .join(Subscriber, Subscriber.id == Subscription.subscriber_id)
         .where(Subscription.newsletter_id == newsletter.id, Subscriber.status == SubscriberStatus.ACTIVE)
         .distinct()
@@ -196,7 +195,10 @@ async def _variant(
     if not articles and not newsletter.send_when_empty:
         return None
     ids = [a.id for a in articles]
-    key = hashlib.sha256(json.dumps(ids).encode()).hexdigest()[:32]
+    zone = reader_zone(newsletter, choice.timezone)
+    # Zones that show these articles' times alike (New York and Toronto: EST) share a variant.
+    times = [time_label(a.published_at, zone) if a.published_at else "" for a in articles]
+    key = hashlib.sha256(json.dumps([ids, times]).encode()).hexdigest()[:32]
     existing = await session.scalar(
         select(EditionVariant.id).where(
             EditionVariant.edition_id == edition.id, EditionVariant.variant_key == key
@@ -204,7 +206,9 @@ async def _variant(
     )
     if existing is not None:
         return existing
-    rendered = await asyncio.to_thread(renderer.render_digest, newsletter, edition.edition_date, articles)
+    rendered = await asyncio.to_thread(
+        renderer.render_digest, newsletter, edition.edition_date, articles, timezone=zone.key
+    )
     variant = EditionVariant(
         edition_id=edition.id,
         variant_key=key,
@@ -259,10 +263,9 @@ async def _enqueue(
             Subscription.sections == choice.sections,
             Subscriber.status == SubscriberStatus.ACTIVE,
             ~exists().where(and_(Delivery.edition_id == edition.id, Delivery.subscriber_id == Subscriber.id)),
+            timezone_matches,
         )
     )
-    if newsletter.deliver_at_local_time:
-        source = source.where(timezone_matches)
     columns = [
         "edition_id",
         "subscriber_id",
@@ -282,10 +285,7 @@ def _due(newsletter: NewsletterConfig, timezone: str | None, now: datetime, grac
     `grace` ago, else when it next comes round — so everyone gets it once, within a day."""
     if not newsletter.deliver_at_local_time:
         return now
-    try:
-        zone = ZoneInfo(timezone or newsletter.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo(newsletter.timezone)
+    zone = reader_zone(newsletter, timezone)
     trigger = CronTrigger.from_crontab(newsletter.schedule, timezone=zone)
     fire: datetime | None = trigger.get_next_fire_time(None, (now - grace).astimezone(zone))
     return max(fire, now) if fire is not None else now

@@ -83,7 +83,20 @@ def date_label(day: date) -> str:
 
 
 def time_label(moment: datetime, zone: ZoneInfo) -> str:
-    return moment.astimezone(zone).strftime("%H:%M")
+    """`14:05 GMT`, `09:05 EST`: the clock time in `zone`, named so a reader elsewhere can tell."""
+    local = moment.astimezone(zone)
+    return f"{local:%H:%M} {zone_abbreviation(local)}"
+
+
+def zone_abbreviation(local: datetime) -> str:
+    """The zone's abbreviation (GMT, BST, EST), or `UTC+4` where tzdata has none but the offset
+    (`+04`, `+0530`)."""
+    name = local.tzname() or ""
+    sign, digits = name[:1], name[1:]
+    if sign not in ("+", "-") or not digits.isdigit():
+        return name or "UTC"
+    hours, minutes = int(digits[:2]), digits[2:4]
+    return f"UTC{sign}{hours}" + (f":{minutes}" if minutes and minutes != "00" else "")
 
 
 def article_view(article: Article, zone: ZoneInfo, utm: list[tuple[str, str]]) -> ArticleView:

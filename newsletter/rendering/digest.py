@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
@@ -43,12 +43,18 @@ class DigestRenderer:
         self.environment = make_environment(settings)
 
     def render_digest(
-        self, newsletter: NewsletterConfig, edition_date: date, articles: Sequence[Article]
+        self,
+        newsletter: NewsletterConfig,
+        edition_date: date,
+        articles: Sequence[Article],
+        *,
+        timezone: str | None = None,
     ) -> RenderedEmail:
-        """Articles lead first; none renders the short "no new stories" digest. CPU-heavy
+        """Articles lead first; none renders the short "no new stories" digest. Times are shown
+        in `timezone` (the readers' of this variant), else the newsletter's. CPU-heavy
         (premailer, ~25 ms): callers inside the service run it in a thread."""
         tokens = PersonalTokens.fresh()
-        values = self.digest_context(newsletter, edition_date, articles, tokens)
+        values = self.digest_context(newsletter, edition_date, articles, tokens, timezone=timezone)
         return self._render("digest", values["subject"], values, tokens)
 
     def digest_context(
@@ -57,9 +63,11 @@ class DigestRenderer:
         edition_date: date,
         articles: Sequence[Article],
         tokens: PersonalTokens,
+        *,
+        timezone: str | None = None,
     ) -> dict[str, Any]:
         """What the digest templates see; the personal fields are `tokens`."""
-        zone = ZoneInfo(newsletter.timezone)
+        zone = reader_zone(newsletter, timezone)
         utm = utm_parameters(newsletter)
         views = [article_view(article, zone, utm) for article in articles]
         lead = views[0] if views else None
@@ -106,6 +114,14 @@ class DigestRenderer:
         return RenderedEmail(
             subject=subject, html=inline_css(pages["html"]), text=_tidy_text(pages["txt"]), tokens=tokens
         )
+
+
+def reader_zone(newsletter: NewsletterConfig, timezone: str | None) -> ZoneInfo:
+    """The reader's timezone; the newsletter's when unknown or no longer in tzdata."""
+    try:
+        return ZoneInfo(timezone or newsletter.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(newsletter.timezone)
 
 
 def digest_subject(settings: Settings, newsletter: NewsletterConfig, edition_date: date) -> str:

@@ -8,8 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -19,13 +18,12 @@ from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import get_logger
-from newsletter.web import api_articles, api_editions, api_subscribers, errors, health, pages
+from newsletter.web import api_articles, api_editions, api_subscribers, docs, errors, health, pages
 from newsletter.web.auth import AdminDep
 from newsletter.web.limits import BodySizeLimit
 from newsletter.web.pages import Pages
 
 log = get_logger(__name__)
-OPENAPI_URL = "/api/openapi.json"
 
 
 # What any route may answer besides its own statuses, documented in the OpenAPI schema.
@@ -62,7 +60,8 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         # path would go wherever the request says): a path with a trailing slash is a 404.
         redirect_slashes=False,
     )
-    _add_api_docs(app, public=settings.server.public_api_docs)
+    # The schema, Swagger UI, ReDoc and their assets: behind the admin token unless public.
+    docs.add_api_docs(app, guard=[] if settings.server.public_api_docs else [AdminDep])
     if context is not None:
         app.state.context = context
     app.add_middleware(
@@ -89,20 +88,6 @@ def _add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(NotFound, errors.not_found)
     app.add_exception_handler(HTTPException, errors.http_error)
     app.add_exception_handler(Exception, errors.server_error)
-
-
-def _add_api_docs(app: FastAPI, *, public: bool) -> None:
-    """The OpenAPI schema and its Swagger UI, behind the admin token unless `public`."""
-    guard = [] if public else [AdminDep]
-
-    async def schema() -> JSONResponse:
-        return JSONResponse(app.openapi())
-
-    async def docs() -> HTMLResponse:
-        return get_swagger_ui_html(openapi_url=OPENAPI_URL, title=f"{app.title} API")
-
-    app.add_api_route(OPENAPI_URL, schema, methods=["GET"], include_in_schema=False, dependencies=guard)
-    app.add_api_route("/api/docs", docs, methods=["GET"], include_in_schema=False, dependencies=guard)
 
 
 def field_of(location: Sequence[object]) -> str:

@@ -190,3 +190,28 @@ async def test_local_time_delivery_waits_for_each_readers_morning(make_settings:
     assert due["unknown"] == due["london"]
     assert due["newyork"] == datetime(2026, 1, 15, 12, 0, tzinfo=UTC)  # 07:00 EST
     assert due["tokyo"] == datetime(2026, 1, 15, 22, 0, tzinfo=UTC)  # 07:00 JST on the 16th
+
+
+async def test_each_timezone_gets_its_times_in_a_variant_of_its_own(context: AppContext) -> None:
+    """Rendered once per choice of sections and timezone, never per reader; readers with no
+    timezone, or the newsletter's own, share one."""
+    await add_articles(context, 3, now=datetime(2026, 1, 15, 6, 0, tzinfo=UTC))
+    await add_subscribers(context, 3, timezone="America/New_York", prefix="newyork")
+    await add_subscribers(context, 2, timezone="Europe/London", prefix="london")
+    await add_subscribers(context, 2, prefix="unknown")
+    await add_subscribers(context, 1, timezone="America/Toronto", prefix="toronto")  # EST too
+    edition = await start_edition(context, "daily", now=datetime(2026, 1, 15, 7, 0, tzinfo=UTC))
+    async with context.db.session() as session:
+        rows = (
+            await session.execute(
+                select(Subscriber.email, EditionVariant.text)
+                .join(Delivery, Delivery.subscriber_id == Subscriber.id)
+                .join(EditionVariant, EditionVariant.id == Delivery.variant_id)
+                .where(Delivery.edition_id == edition.id)
+            )
+        ).all()
+    variants = await count(context, EditionVariant, edition_id=edition.id)
+    zones = {(email or "").split("@")[0].rstrip("0123456789"): " EST" in text for email, text in rows}
+    assert edition.total == 8 and variants == 2
+    assert zones == {"newyork": True, "toronto": True, "london": False, "unknown": False}
+    assert all(" GMT" in text for email, text in rows if (email or "").startswith(("london", "unknown")))
