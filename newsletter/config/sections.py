@@ -208,23 +208,83 @@ class SmtpConfig(Section):
         return self.from_address.rsplit("@", 1)[-1].encode("idna").decode("ascii").lower()
 
 
+DkimAlgorithm = Literal["rsa-sha256", "ed25519-sha256"]
+
+
+class DkimKeySettings(NamedTuple):
+    """One signing key as configured: its algorithm, selector, file and the keys naming them."""
+
+    algorithm: DkimAlgorithm
+    selector: str
+    private_key_file: Path
+    setting: str  # "dkim.private_key_file" or "dkim.ed25519_private_key_file"
+
+
 class DkimConfig(Section):
     selector: str = ""
     domain: str = ""
+    # The RSA key (rsa-sha256) and its selector.
     private_key_file: Path | None = None
+    # One signature per algorithm: ["rsa-sha256", "ed25519-sha256"] signs twice, as large
+    # senders do while receivers move to Ed25519 (RFC 8463).
+    algorithms: list[DkimAlgorithm] = Field(default=["rsa-sha256"], min_length=1, max_length=2)
+    # The Ed25519 key (ed25519-sha256) and its selector.
+    ed25519_selector: str = ""
+    ed25519_private_key_file: Path | None = None
 
     @model_validator(mode="after")
     def _complete(self) -> DkimConfig:
-        given = [bool(self.selector), bool(self.domain), self.private_key_file is not None]
-        if any(given) and not all(given):
-            raise ValueError("selector, domain and private_key_file go together")
-        if self.private_key_file is not None and not self.private_key_file.is_file():
-            raise ValueError(f"private_key_file: not found: {self.private_key_file}")
+        if len(set(self.algorithms)) != len(self.algorithms):
+            raise ValueError("algorithms: each at most once")
+        if not self.enabled:
+            if self.selector or self.domain or self.ed25519_selector:
+                raise ValueError("selector, domain and private_key_file go together")
+            return self
+        if not self.domain:
+            raise ValueError("domain: needed to sign (the d= of the signature)")
+        pairs = {
+            "rsa-sha256": ("selector", self.selector, "private_key_file", self.private_key_file),
+            "ed25519-sha256": (
+                "ed25519_selector",
+                self.ed25519_selector,
+                "ed25519_private_key_file",
+                self.ed25519_private_key_file,
+            ),
+        }
+        for algorithm, (selector_key, selector, file_key, path) in pairs.items():
+            listed = algorithm in self.algorithms
+            if listed and not (selector and path is not None):
+                raise ValueError(
+                    f"{selector_key} and {file_key} are needed for {algorithm} (dkim.algorithms)"
+                )
+            if not listed and (selector or path is not None):
+                raise ValueError(f"{file_key}: set, but dkim.algorithms does not list {algorithm}")
+            if path is not None and not path.is_file():
+                raise ValueError(f"{file_key}: not found: {path}")
         return self
 
     @property
     def enabled(self) -> bool:
-        return self.private_key_file is not None
+        return self.private_key_file is not None or self.ed25519_private_key_file is not None
+
+    def key_settings(self) -> list[DkimKeySettings]:
+        """The configured keys, in the order of `algorithms`."""
+        found: list[DkimKeySettings] = []
+        for algorithm in self.algorithms if self.enabled else []:
+            if algorithm == "rsa-sha256" and self.private_key_file is not None:
+                found.append(
+                    DkimKeySettings(algorithm, self.selector, self.private_key_file, "dkim.private_key_file")
+                )
+            elif algorithm == "ed25519-sha256" and self.ed25519_private_key_file is not None:
+                found.append(
+                    DkimKeySettings(
+                        algorithm,
+                        self.ed25519_selector,
+                        self.ed25519_private_key_file,
+                        "dkim.ed25519_private_key_file",
+                    )
+                )
+        return found
 
 
 class DeliveryConfig(Section):

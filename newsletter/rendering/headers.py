@@ -17,7 +17,6 @@ TO, MESSAGE_ID, UNSUBSCRIBE = "header:to", "header:message_id", "header:unsubscr
 @dataclass(frozen=True)
 class HeaderBlock:
     segments: list[Segment]
-    signed: list[bytes]  # header names a DKIM signature covers
     utf8: bool  # an address in it needs SMTPUTF8
 
 
@@ -57,18 +56,10 @@ def digest_headers(
     if mailto:
         segments.append(f",\r\n <mailto:{mailto}?subject=unsubscribe>".encode())
     segments += [CRLF, b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"]
-    signed = [b"from", b"to", b"subject", b"date", b"message-id", b"list-id"]
-    signed += [b"list-unsubscribe", b"list-unsubscribe-post"]
-    if reply_to:
-        signed.append(b"reply-to")
-    return HeaderBlock(segments, signed, utf8)
+    return HeaderBlock(segments, utf8)
 
 
 def confirmation_headers(settings: Settings, subject: str, date: datetime) -> HeaderBlock:
     reply_to = settings.smtp.reply_to
     utf8 = needs_utf8(settings, reply_to)
-    segments = _addressed(settings, subject, date, reply_to, utf8)
-    signed = [b"from", b"to", b"subject", b"date", b"message-id"]
-    if reply_to:
-        signed.append(b"reply-to")
-    return HeaderBlock(segments, signed, utf8)
+    return HeaderBlock(_addressed(settings, subject, date, reply_to, utf8), utf8)

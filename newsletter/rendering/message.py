@@ -12,7 +12,7 @@ from datetime import datetime
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.errors import RenderError
 from newsletter.rendering.digest import RenderedEmail
-from newsletter.rendering.dkim import DkimSigner
+from newsletter.rendering.dkim import DkimSigner, SigningPlan, field_name, header_fields
 from newsletter.rendering.headers import (
     MESSAGE_ID,
     TO,
@@ -29,7 +29,6 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,64}@[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,255}")
 _MESSAGE_ID = re.compile(r"<[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]{1,200}@[A-Za-z0-9.-]{1,200}>")
 _HEADER_URL = re.compile(r"https?://[!#-;=?-~]{1,900}")  # printable ASCII but space " < >
-_SIGNED_MIME = (b"mime-version", b"content-type")
 
 
 @dataclass(frozen=True)
@@ -84,17 +83,21 @@ class MessageTemplate:
 
     def __init__(
         self,
-        segments: list[Segment],
+        head: list[Segment],
+        body: list[Segment],
         *,
         signer: DkimSigner | None = None,
-        signed_headers: list[bytes] | None = None,
         smtputf8: bool = False,
     ) -> None:
-        self._segments = _merge_constants(segments)
-        slots = [segment for segment in segments if isinstance(segment, str)]
+        """`head`: the header fields; `body`: what follows the empty line after them."""
+        self._head = _merge_constants(head)
+        self._body = _merge_constants(body)
+        slots = [segment for segment in (*head, *body) if isinstance(segment, str)]
         self._plan = [(slot, *_slot_source(slot)) for slot in dict.fromkeys(slots)]
-        self._signer = signer
-        self._signed_headers = signed_headers or []
+        self._signing: SigningPlan | None = None
+        if signer is not None:
+            body_parts = [None if isinstance(part, str) else part for part in self._body]
+            self._signing = signer.plan(*_header_fields(head), body=body_parts)
         self._smtputf8 = smtputf8
 
     @classmethod
@@ -135,11 +138,12 @@ class MessageTemplate:
             raise RenderError(f"template uses unknown personal fields: {', '.join(sorted(unknown))}")
         mark = boundary(text.encode("utf-8"), page.encode("utf-8"))
         delimiter = f"--{mark}\r\n".encode("ascii")
-        segments: list[Segment] = [
+        header = [
             *head.segments,
             b"MIME-Version: 1.0\r\n",
             f'Content-Type: multipart/alternative;\r\n boundary="{mark}"\r\n'.encode("ascii"),
-            CRLF,
+        ]
+        body: list[Segment] = [
             delimiter,
             part_header("text/plain"),
             *_body_segments(tokens, text, "text"),
@@ -150,12 +154,12 @@ class MessageTemplate:
         ]
         if signer is None and settings.dkim.enabled:
             signer = DkimSigner(settings.dkim)
-        return cls(segments, signer=signer, signed_headers=[*head.signed, *_SIGNED_MIME], smtputf8=head.utf8)
+        return cls(header, body, signer=signer, smtputf8=head.utf8)
 
     @property
     def signs(self) -> bool:
         """True when build() adds a DKIM signature: milliseconds of CPU, so run it off the event loop."""
-        return self._signer is not None
+        return self._signing is not None
 
     def build(self, recipient: Recipient) -> OutgoingMessage:
         """Raise ValueError for a value that could break the message (CR, LF, a bad address)."""
@@ -171,9 +175,12 @@ class MessageTemplate:
             else:
                 raise ValueError(f"recipient field missing: {source}")
             values[slot] = encode(raw)
-        data = b"".join([part if isinstance(part, bytes) else values[part] for part in self._segments])
-        if self._signer is not None:
-            data = self._signer.sign(data, self._signed_headers) + data
+        head = b"".join([part if isinstance(part, bytes) else values[part] for part in self._head])
+        body = b"".join([part if isinstance(part, bytes) else values[part] for part in self._body])
+        data = head + CRLF + body
+        if self._signing is not None:
+            own = [values[part] for part in self._body if isinstance(part, str)]
+            data = self._signing.sign(head, body, own) + data
         return OutgoingMessage(
             message_id=recipient.message_id,
             data=data,
@@ -186,6 +193,14 @@ def _slot_source(slot: str) -> tuple[str, Callable[[str], bytes]]:
         return _HEADER_SLOTS[slot]
     kind, field = slot.split(":", 1)
     return field, (_html_value(field) if kind == "html" else _text_value(field))
+
+
+def _header_fields(segments: list[Segment]) -> tuple[list[bytes | None], list[bytes]]:
+    """The header fields (`segments`) as a signing plan needs them: each field that is the same
+    for every recipient, None for one holding a recipient's value; and every field's name."""
+    marked = b"".join(s if isinstance(s, bytes) else b"\x00" for s in segments)
+    fields = header_fields(marked)
+    return [None if b"\x00" in f else f for f in fields], [field_name(f) for f in fields]
 
 
 def _body_segments(tokens: PersonalTokens, body: str, kind: str) -> list[Segment]:

@@ -125,5 +125,6 @@ async def _invalid_input(request: Request, exc: Exception) -> JSONResponse:
 
 async def _render_error(request: Request, exc: Exception) -> JSONResponse:
     """An operator's template that cannot be rendered: said plainly, not a 500."""
-    log.error("web.render_failed", path=request.url.path, error=str(exc))
+    # The route's template, not the path: a path may carry a reader's token.
+    log.error("web.render_failed", route=errors.route_template(request), error=str(exc))
     return JSONResponse({"detail": f"templates: {exc}", "field": "templates"}, status_code=422)

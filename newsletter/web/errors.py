@@ -13,7 +13,8 @@ from jinja2 import TemplateError
 from starlette.exceptions import HTTPException
 
 from newsletter.logs import get_logger
-from newsletter.web.pages import SECURITY_HEADERS, Pages
+from newsletter.web.pages import Pages
+from newsletter.web.security import SECURITY_HEADERS
 
 log = get_logger(__name__)
 # Seconds a client is asked to wait when the database is busy or unreachable.
@@ -74,7 +75,7 @@ def _phrase(status_code: int) -> str:
         return "Error"
 
 
-def _route(request: Request) -> str:
+def route_template(request: Request) -> str:
     """The matched route's template (`/confirm/{token}`): the path itself may carry a token."""
     route = request.scope.get("route")
     return str(getattr(route, "path", "-"))
@@ -95,13 +96,15 @@ async def not_found(request: Request, exc: Exception) -> Response:
 async def server_error(request: Request, exc: Exception) -> Response:
     """A bug: a plain page saying so, nothing of the exception (Starlette re-raises it after
     this answer, so the server logs the traceback)."""
-    log.error("web.unhandled_error", method=request.method, route=_route(request), error=type(exc).__name__)
+    log.error(
+        "web.unhandled_error", method=request.method, route=route_template(request), error=type(exc).__name__
+    )
     return answer(request, 500, "internal server error")
 
 
 async def database_busy(request: Request, exc: Exception) -> Response:
     """A locked, overloaded or unreachable database: 503 and Retry-After, never a 500."""
-    log.warning("web.database_busy", route=_route(request), error=type(exc).__name__)
+    log.warning("web.database_busy", route=route_template(request), error=type(exc).__name__)
     message = "the service is busy; please try again in a few seconds"
     headers = {"Retry-After": str(DATABASE_RETRY_AFTER)}
     if wants_json(request):

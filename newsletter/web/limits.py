@@ -7,6 +7,8 @@ import json
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from newsletter.web.security import SECURITY_HEADERS
+
 
 class BodyTooLarge(HTTPException):
     """Raised while reading a body; an HTTPException so FastAPI answers 413 with it."""
@@ -29,6 +31,9 @@ class BodySizeLimit:
             return
         limit = self.api_limit if scope["path"].startswith("/api/") else self.page_limit
         await _Limited(self.app, limit)(scope, receive, send)
+
+
+_SECURITY = [(name.lower().encode(), value.encode()) for name, value in SECURITY_HEADERS.items()]
 
 
 class _Limited:
@@ -74,6 +79,7 @@ class _Limited:
                     (b"content-type", b"application/json"),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close"),
+                    *_SECURITY,
                 ],
             }
         )

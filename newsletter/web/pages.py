@@ -29,19 +29,8 @@ from newsletter.subscriptions.forms import (
 from newsletter.subscriptions.signup import SignupRequest, signup
 from newsletter.web.bodies import decode_json, decode_urlencoded
 from newsletter.web.deps import ContextDep
+from newsletter.web.security import SECURITY_HEADERS
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src 'self'; "
-    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-)
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    # Tokens travel in page URLs: no Referer may carry them elsewhere.
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
 # The signup page may be crawled; the pages behind emailed links and the API may not. Disallow
 # lines first: some parsers take the first rule that matches, others the longest.
 ROBOTS_TXT = """\

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -34,15 +33,6 @@ def write_dkim_key(folder: Path) -> Path:
         )
     )
     return path
-
-
-def dkim_dns_value(key_file: Path) -> str:
-    """The TXT record's value for the key's public half, as README.md's openssl commands make it."""
-    key = serialization.load_pem_private_key(key_file.read_bytes(), password=None)
-    der = key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode('ascii')}"
 
 
 def production_environment(dkim_key: Path, **extra: str) -> dict[str, str]:

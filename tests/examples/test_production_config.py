@@ -18,7 +18,6 @@ from tests.examples.production import (
     CONFIG,
     ENV_EXAMPLE,
     README,
-    dkim_dns_value,
     production_environment,
     read_env_file,
     write_dkim_key,
@@ -86,33 +85,45 @@ OPENSSL = shutil.which("openssl")
 
 
 @pytest.mark.skipif(OPENSSL is None, reason="openssl is not installed: sudo apt-get install openssl")
-def test_the_dkim_record_readme_publishes_verifies_our_signatures(tmp_path: Path) -> None:
-    """The key made and the TXT record built with README.md's commands: newsletter signs with the
-    one, and a receiver checking against the other (dkimpy, as a receiving server would) passes."""
+def test_the_dkim_keys_and_records_the_readme_makes_verify_our_signatures(tmp_path: Path) -> None:
+    """The keys made with README.md's commands and the records `newsletter dkim record` prints
+    for them: newsletter signs with the keys, and a receiver checking against the records
+    (dkimpy, as a receiving server would) passes, for both signatures."""
     readme = README.read_text(encoding="utf-8")
-    make_key = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {key}"
-    public_half = "openssl pkey -in {key} -pubout -outform DER | base64 -w0"
-    installed = "/etc/newsletter/dkim/news2026.pem"
-    for command in (make_key, public_half):
-        assert command.format(key=installed) in readme
-    key = tmp_path / "news2026.pem"
-    subprocess.run(make_key.format(key=key), shell=True, check=True, capture_output=True)
-    made = subprocess.run(public_half.format(key=key), shell=True, check=True, capture_output=True, text=True)
-    record = f"v=DKIM1; k=rsa; p={made.stdout.strip()}"
-    assert record == dkim_dns_value(key)
-    assert "news2026._domainkey.londondaily.example" in readme
+    make_rsa = "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out {key}"
+    make_ed25519 = "openssl genpkey -algorithm ED25519 -out {key}"
+    assert make_rsa.format(key="/etc/newsletter/dkim/news2026.pem") in readme
+    assert make_ed25519.format(key="/etc/newsletter/dkim/news2026e.pem") in readme
+    assert "nl dkim record" in readme and "nl dkim check" in readme
+    keys = {"rsa": tmp_path / "news2026.pem", "ed25519": tmp_path / "news2026e.pem"}
+    for command, key in ((make_rsa, keys["rsa"]), (make_ed25519, keys["ed25519"])):
+        subprocess.run(command.format(key=key), shell=True, check=True, capture_output=True)
+    config: dict[str, str] = {
+        "domain": "londondaily.example",
+        "algorithms": '["rsa-sha256", "ed25519-sha256"]',
+        "selector": "news2026",
+        "private_key_file": str(keys["rsa"]),
+        "ed25519_selector": "news2026e",
+        "ed25519_private_key_file": str(keys["ed25519"]),
+    }
+    env = clean_environment(**{f"NEWSLETTER_DKIM__{key.upper()}": value for key, value in config.items()})
+    printed = newsletter("dkim", "record", "--json", cwd=tmp_path, env=env)
+    assert printed.returncode == 0, printed.stderr
+    records = {row["name"].rstrip(".").encode(): row["value"].encode() for row in json.loads(printed.stdout)}
+    assert set(records) == {
+        b"news2026._domainkey.londondaily.example",
+        b"news2026e._domainkey.londondaily.example",
+    }
 
     message = (
         b"From: London Daily <briefing@londondaily.example>\r\nTo: reader@example.com\r\n"
         b"Subject: The Daily Briefing\r\n\r\nThe day's essential stories.\r\n"
     )
-    signer = DkimSigner(DkimConfig(selector="news2026", domain="londondaily.example", private_key_file=key))
-    signed = signer.sign(message, [b"from", b"to", b"subject"]) + message
-    asked: list[bytes] = []
+    settings = config | {"algorithms": json.loads(config["algorithms"])}
+    signed = DkimSigner(DkimConfig.model_validate(settings)).sign(message) + message
 
-    def lookup(name: bytes, timeout: int = 5) -> bytes:
-        asked.append(name)
-        return record.encode("ascii")
+    def lookup(name: bytes, timeout: int = 5) -> bytes | None:
+        return records.get(name.rstrip(b"."))
 
-    assert dkim.verify(signed, dnsfunc=lookup)
-    assert asked == [b"news2026._domainkey.londondaily.example."]
+    checker = dkim.DKIM(signed)
+    assert checker.verify(idx=0, dnsfunc=lookup) and checker.verify(idx=1, dnsfunc=lookup)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -94,11 +96,24 @@ async def test_admin_api_needs_the_token(client: httpx.AsyncClient, headers: dic
     assert response.status_code == 401
 
 
-async def test_body_over_the_limit_is_413(client: httpx.AsyncClient) -> None:
-    response = await client.post(
-        "/subscribe", content=b"x" * 20_000, headers={"content-type": "application/json"}
-    )
-    assert response.status_code == 413
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_body_over_the_limit_is_413_with_the_pages_security_headers(client: httpx.AsyncClient) -> None:
+    for streamed in (False, True):
+        body = b"x" * 20_000
+        content = chunks(body[:10_000], body[10_000:]) if streamed else body  # no Content-Length
+        response = await client.post(
+            "/subscribe", content=content, headers={"content-type": "application/json"}
+        )
+        assert response.status_code == 413
+        assert (
+            response.headers["x-frame-options"] == "DENY"
+            and response.headers["referrer-policy"] == "no-referrer"
+        )
+        assert "default-src 'none'" in response.headers["content-security-policy"]
 
 
 async def test_metrics_count_messages_after_a_send(
