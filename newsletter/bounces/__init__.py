@@ -1,0 +1,1 @@
+"""Bounces and complaints that arrive after acceptance: what each returned message says."""
