@@ -16,7 +16,8 @@ from newsletter.articles.fetch import FetchError, display_url, fetch_remote, htt
 from newsletter.articles.inputs import ArticleRules
 from newsletter.articles.metrics import FEED_ERRORS, FEEDS_NOT_MODIFIED, count_outcomes
 from newsletter.articles.parse import NotAFeed
-from newsletter.articles.sandbox import ParseLimitExceeded, ReadJob, read_entries_isolated
+from newsletter.articles.parsers import FeedParsers, shared_parsers
+from newsletter.articles.sandbox import ParseLimitExceeded, ReadJob
 from newsletter.articles.store import upsert_articles
 from newsletter.config import FeedConfig
 from newsletter.context import AppContext
@@ -59,12 +60,16 @@ async def ingest_feeds(
     feeds: Sequence[FeedConfig] | None = None,
     *,
     treat_as_public: Collection[tuple[str, int]] = (),
+    parsers: FeedParsers | None = None,
 ) -> list[FeedReport]:
     """Ingest `feeds` (None: every configured feed) concurrently; a report per feed, in order.
-    `treat_as_public`: addresses fetched from as if public (see fetch.GuardedNetwork)."""
+    `treat_as_public`: addresses fetched from as if public (see fetch.GuardedNetwork).
+    `parsers`: the sandboxes that parse the feeds; None: this process's (shared_parsers)."""
     chosen = list(context.settings.feeds if feeds is None else feeds)
     if not chosen:
         return []
+    if parsers is None:
+        parsers = shared_parsers()
     rules = ArticleRules.from_settings(context.settings)
     limiter = asyncio.Semaphore(FEED_CONCURRENCY)
     config = context.settings.ingest
@@ -76,19 +81,23 @@ async def ingest_feeds(
         async def one(feed: FeedConfig) -> FeedReport:
             async with limiter:
                 client = private if feed.allow_private else public
-                return await _ingest_guarded(context, client, feed, rules)
+                return await _ingest_guarded(context, client, parsers, feed, rules)
 
         return list(await asyncio.gather(*(one(feed) for feed in chosen)))
 
 
 async def _ingest_guarded(
-    context: AppContext, client: httpx.AsyncClient, feed: FeedConfig, rules: ArticleRules
+    context: AppContext,
+    client: httpx.AsyncClient,
+    parsers: FeedParsers,
+    feed: FeedConfig,
+    rules: ArticleRules,
 ) -> FeedReport:
     shown = display_url(feed.url)
     report = FeedReport(feed=shown, name=feed.name or shown)
     started = time.monotonic()
     try:
-        await _ingest(context, client, feed, rules, report)
+        await _ingest(context, client, parsers, feed, rules, report)
     except (FetchError, NotAFeed, ParseLimitExceeded) as exc:
         await _record_failure(context, feed, report, str(exc), _kind(exc), exc)
     except Exception as exc:  # a fault in one feed (its data, the database) must not stop the others
@@ -115,7 +124,12 @@ async def _ingest_guarded(
 
 
 async def _ingest(
-    context: AppContext, client: httpx.AsyncClient, feed: FeedConfig, rules: ArticleRules, report: FeedReport
+    context: AppContext,
+    client: httpx.AsyncClient,
+    parsers: FeedParsers,
+    feed: FeedConfig,
+    rules: ArticleRules,
+    report: FeedReport,
 ) -> None:
     async with context.db.session() as session:
         await session.connection(execution_options=READ_ONLY)
@@ -136,7 +150,7 @@ async def _ingest(
     assert fetched.body is not None
     source = FeedSource(feed_url=report.feed, base=fetched.location, default_section=feed.section)
     job = ReadJob(fetched.body, fetched.content_type, fetched.location, source, rules, now)
-    batch, warning = await asyncio.to_thread(read_entries_isolated, job)
+    batch, warning = await parsers.read(job)
     if warning:
         report.warnings.append(f"{report.name}: {warning}")
         log.warning("feed.malformed", feed=report.feed, warning=warning)

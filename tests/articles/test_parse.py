@@ -13,7 +13,8 @@ import pytest
 from newsletter.articles.entries import FeedSource
 from newsletter.articles.inputs import ArticleRules
 from newsletter.articles.parse import NotAFeed, parse_feed, without_entity_declarations
-from newsletter.articles.sandbox import ParseLimitExceeded, ReadJob, read_entries_isolated
+from newsletter.articles.parsers import FeedParsers
+from newsletter.articles.sandbox import ParseLimitExceeded, ReadJob
 from tests.articles.feeds import rss, rss_item
 
 ITEM_END = b"</title><link>https://news.example/x</link></item></channel></rss>"
@@ -148,24 +149,27 @@ def job_for(document: bytes) -> ReadJob:
     )
 
 
-def test_isolated_parse_returns_articles() -> None:
-    batch, warning = read_entries_isolated(job_for(rss(rss_item("Isolated", "https://news.example/i"))))
-    assert [article.title for article in batch.articles] == ["Isolated"]
-    assert warning is None
-    with pytest.raises(NotAFeed):
-        read_entries_isolated(job_for(b"<html><body>no</body></html>"))
+async def test_isolated_parse_returns_articles() -> None:
+    async with FeedParsers(1) as parsers:
+        batch, warning = await parsers.read(job_for(rss(rss_item("Isolated", "https://news.example/i"))))
+        assert [article.title for article in batch.articles] == ["Isolated"]
+        assert warning is None
+        with pytest.raises(NotAFeed):
+            await parsers.read(job_for(b"<html><body>no</body></html>"))
 
 
-def test_isolated_parse_is_stopped_at_its_memory_ceiling() -> None:
+async def test_isolated_parse_is_stopped_at_its_memory_ceiling() -> None:
     # Unclosed nested tags send feedparser to its lenient parser, which grows without bound.
     nested = b"<rss version='2.0'><channel><item><title>x</title><description>" + b"<b>" * 1_000_000
-    with pytest.raises(ParseLimitExceeded, match="more than 64 MB|ran out of memory"):
-        read_entries_isolated(job_for(nested), memory_bytes=64 * 1024 * 1024)
+    async with FeedParsers(1, memory_bytes=64 * 1024 * 1024) as parsers:
+        with pytest.raises(ParseLimitExceeded, match="more than 64 MB|ran out of memory"):
+            await parsers.read(job_for(nested))
 
 
-def test_isolated_parse_is_stopped_at_its_deadline() -> None:
+async def test_isolated_parse_is_stopped_at_its_deadline() -> None:
     costly = RSS_START + b"<" * 10_000_000 + ITEM_END  # 20 s or more of lenient parsing
-    started = time.perf_counter()
-    with pytest.raises(ParseLimitExceeded, match="longer than 0.2 s"):
-        read_entries_isolated(job_for(costly), seconds=0.2)
-    assert time.perf_counter() - started < 10  # the child was killed, not waited for
+    async with FeedParsers(1, seconds=0.2) as parsers:
+        started = time.perf_counter()
+        with pytest.raises(ParseLimitExceeded, match="longer than 0.2 s"):
+            await parsers.read(job_for(costly))
+        assert time.perf_counter() - started < 10  # the child was killed, not waited for
