@@ -82,7 +82,7 @@ async def message_bytes(db: Scratch) -> int:
     done = await asyncio.to_thread(
         processes.run, ("send", "--dry-run", "--json"), db.env(), db.folder / "dry-run.log", db.folder, 120
     )
-    if done.returncode != 0:
+    if not done.ended(0):
         raise RuntimeError(f"send --dry-run failed: {processes.tail(done.output)}")
     planned = json.loads(done.output[done.output.index("[") :])
     return int(planned[0]["message_bytes"])
@@ -116,7 +116,7 @@ async def _one_process(setup: Setup, connections: int, aim: float) -> Figure:
                 processes.run, ("send", "--new", "--json"), env, log, db.folder, TIMEOUT
             )
         sources.append(await _ceiling(setup, sink.port, connections))
-    if done.returncode != 0:
+    if not done.ended(0):
         raise RuntimeError(f"send exited {done.returncode}: {processes.tail(done.output)}")
     edition = await edition_figures(setup.context, await _latest(setup.context))
     what = f"`send`, {connections} connection{'s' if connections > 1 else ''}, {db.backend}"

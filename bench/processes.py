@@ -1,20 +1,30 @@
 """`newsletter` commands started as a user would start them, with their peak memory measured.
 
 The peak RSS comes from the kernel's own account of the child (wait4's ru_maxrss), so nothing
-is missed between samples; samples of the current RSS are kept too, to show how it moves."""
+is missed between samples; samples of the current RSS are kept too, to show how it moves.
+
+A command run with `--json` prints its result as one JSON document at the end. Once that is in
+its output the command has finished and is only exiting: it is not stopped then (a SIGTERM that
+lands after `send` has put its signal handlers away kills the exit, status -15, and used to fail
+a run that had measured everything), and a -15 that crossed the printing is not an error."""
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
 MIB = 1024 * 1024
+# Where a JSON document may begin: a line starting with { or [ (log lines start with a time).
+_DOCUMENT = re.compile(r"^[\[{]", re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -29,6 +39,18 @@ class Finished:
     @property
     def peak_rss_mib(self) -> float:
         return round(self.peak_rss / MIB, 1)
+
+    @property
+    def result(self) -> Any | None:
+        """The JSON result it printed (with `--json`), or None."""
+        return result(self.output)
+
+    def ended(self, *statuses: int) -> bool:
+        """It exited with one of `statuses`, or it had printed its result when our SIGTERM found
+        it exiting (the work was done: what it measured is in the database and its output)."""
+        if self.returncode in statuses:
+            return True
+        return self.returncode == -signal.SIGTERM and self.result is not None
 
 
 @dataclass
@@ -57,6 +79,10 @@ class Running:
 
     def alive(self) -> bool:
         return self.process.returncode is None and _status_line(self.pid, "State:") not in (None, "Z")
+
+    def has_result(self) -> bool:
+        """It has printed its result (see the module's docstring): finished, only exiting."""
+        return result(self.log.read_text(errors="replace")) is not None
 
     def sample_rss(self) -> int | None:
         """The current RSS in bytes (kept as a sample), or None once the process has ended."""
@@ -96,13 +122,28 @@ class Running:
         )
 
     def stop(self, timeout: float = 60) -> Finished:
-        """SIGTERM (the commands finish the work in hand and exit), then wait."""
-        self.signal(signal.SIGTERM)
+        """SIGTERM (the commands finish the work in hand and exit), then wait; a command whose
+        result is in is exiting by itself and is only waited for."""
+        if not self.has_result():
+            self.signal(signal.SIGTERM)
         return self.wait(timeout)
 
 
 def run(args: tuple[str, ...], env: dict[str, str], log: Path, cwd: Path, timeout: float) -> Finished:
     return Running(args, env, log, cwd).wait(timeout)
+
+
+def result(output: str) -> Any | None:
+    """The JSON document that ends `output` (a `--json` command's result), or None when there is
+    none yet: the output is read while the command runs, so a half-written one is not taken."""
+    for start in _DOCUMENT.finditer(output):
+        try:
+            document, end = json.JSONDecoder().raw_decode(output, start.start())
+        except ValueError:
+            continue
+        if not output[end:].strip():
+            return document
+    return None
 
 
 def _status_line(pid: int, key: str) -> str | None:

@@ -12,6 +12,7 @@ measured over the window. `--full-send` sends every edition to the end instead.
 from __future__ import annotations
 
 import asyncio
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 
 from bench import processes
 from bench.figures import Figure, at_most, ratio, skipped
-from bench.ledger import EditionFigures, edition_figures, edition_started, latest_edition
+from bench.ledger import EditionFigures, edition_figures, edition_started, edition_status, latest_edition
 from bench.population import add_readers, populated, republish_articles
 from bench.postfix import Postfix, SmtpSink, find_postfix
 from bench.scratch import Scratch, postgres_missing, scratch
@@ -104,12 +105,14 @@ async def _send(
             db.folder,
         )
         edition_id = await _enqueued(context, before, sender)
-        complete = await _sending(sender, window)
-        done = await asyncio.to_thread(sender.wait if complete else sender.stop, 120)
-    if done.returncode not in (0, 1):
-        raise RuntimeError(f"send exited {done.returncode}: {processes.tail(done.output)}")
+        ended = await _sending(context, edition_id, sender, window)
+        done = await asyncio.to_thread(sender.wait if ended else sender.stop, 120)
     edition = await edition_figures(context, edition_id)
     complete = edition.status == "done"
+    # -15: our SIGTERM found it exiting after its worker had returned (until then `send` handles
+    # the signal and stops gracefully), so with its edition done it had finished.
+    if not (done.ended(0, 1) or (complete and done.returncode == -signal.SIGTERM)):
+        raise RuntimeError(f"send exited {done.returncode}: {processes.tail(done.output)}")
     if complete and edition.sent != readers:
         raise RuntimeError(f"{edition.sent} of {readers} messages sent")
     assert edition.started_at is not None
@@ -131,12 +134,16 @@ async def _enqueued(context: AppContext, before: int, sender: processes.Running)
             await asyncio.sleep(0.1)
 
 
-async def _sending(sender: processes.Running, window: float | None) -> bool:
-    """Let the send run for the window (or to the end); True if it ended by itself."""
+async def _sending(
+    context: AppContext, edition_id: int, sender: processes.Running, window: float | None
+) -> bool:
+    """Let the send run for the window (or to the end); True if it ends by itself: it has exited,
+    printed its result, or sent its edition to the end (it is exiting then, and a SIGTERM would
+    only interrupt its exit)."""
     deadline = None if window is None else time.monotonic() + window
-    while sender.alive():
+    while sender.alive() and not sender.has_result():
         if deadline is not None and time.monotonic() > deadline:
-            return False
+            return await edition_status(context, edition_id) == "done"
         sender.sample_rss()
         await asyncio.sleep(0.25)
     return True

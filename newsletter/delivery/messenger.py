@@ -27,11 +27,17 @@ class Messenger(Protocol):
         ...
 
     async def send(
-        self, recipient: str, data: bytes, *, smtputf8: bool, go_ahead: Awaitable[bool]
+        self,
+        recipient: str,
+        data: bytes,
+        *,
+        smtputf8: bool,
+        go_ahead: Awaitable[bool],
+        dot_stuffed: bool = False,
     ) -> SmtpReply | None:
         """One message. The body goes only once `go_ahead` says True; False: nothing is sent
         (the connection is dropped at 354) and None comes back. SmtpConnectionLost when the
-        connection breaks: the outcome is unknown."""
+        connection breaks: the outcome is unknown. `dot_stuffed`: `data` is ready for DATA."""
         ...
 
     async def close(self) -> None: ...
@@ -54,7 +60,13 @@ class SmtpMessenger:
         await self._session.open()
 
     async def send(
-        self, recipient: str, data: bytes, *, smtputf8: bool, go_ahead: Awaitable[bool]
+        self,
+        recipient: str,
+        data: bytes,
+        *,
+        smtputf8: bool,
+        go_ahead: Awaitable[bool],
+        dot_stuffed: bool = False,
     ) -> SmtpReply | None:
         refusal = await self._session.begin(recipient, smtputf8=smtputf8)
         if refusal is not None:
@@ -62,7 +74,7 @@ class SmtpMessenger:
         if not await go_ahead:
             self._session.abort()
             return None
-        return await self._session.finish(data)
+        return await self._session.finish(data, dot_stuffed=dot_stuffed)
 
     async def close(self) -> None:
         await self._session.close()

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+
+from prometheus_client import Counter
 
 from newsletter.config import DeliveryConfig
 from newsletter.database.models import utcnow
@@ -20,7 +23,7 @@ from newsletter.delivery.recheck import Recheck
 from newsletter.delivery.relays import Relay, RelayPool, RelayState
 from newsletter.delivery.reports import without_addresses
 from newsletter.delivery.smtp import SmtpConnectionLost, SmtpUnavailable
-from newsletter.delivery.work import Action, Result, WorkItem
+from newsletter.delivery.work import Action, Result, WorkItem, WorkKind
 from newsletter.logs import get_logger
 
 log = get_logger(__name__)
@@ -101,7 +104,7 @@ class Sender:
                     self.parts.in_flight(-1)
                     raise
                 self.parts.stats.count(unrecorded.action)
-                metrics.MESSAGES.labels(item.kind.value, unrecorded.action.value).inc()
+                _counted(item.kind, unrecorded.action).inc()
                 if unrecorded.action is Action.FAILED:
                     _log_failure(unrecorded)
         finally:
@@ -183,7 +186,8 @@ class Sender:
             return await self._carry_out(item, self._build_failure(item, exc, template=False))
         if message.smtputf8 and not self.messenger.supports_smtputf8:
             return self._result(item, decisions.smtputf8_unsupported())
-        await self.relay.limiter.acquire()
+        if not self.relay.limiter.unlimited:
+            await self.relay.limiter.acquire()
         started = time.perf_counter()
         max_attempts = self.relay.config.max_attempts
         try:
@@ -200,7 +204,7 @@ class Sender:
             if reply is None:
                 return self._result(item, decisions.after_lost_lease())
             metrics.SEND_SECONDS.observe(time.perf_counter() - started)
-            metrics.SMTP_REPLIES.labels(str(reply.code)).inc()
+            _replied(reply.code).inc()
             decision = decisions.after_reply(
                 reply,
                 attempts=item.attempts,
@@ -246,6 +250,17 @@ class Sender:
             decision.hard_bounce,
             self.relay.name if not released else None,
         )
+
+
+@functools.cache
+def _counted(kind: WorkKind, action: Action) -> Counter:
+    """The metric's child for each outcome, looked up once rather than per message."""
+    return metrics.MESSAGES.labels(kind.value, action.value)
+
+
+@functools.lru_cache(maxsize=256)
+def _replied(code: int) -> Counter:
+    return metrics.SMTP_REPLIES.labels(str(code))
 
 
 def _take_nowait(relay: Relay) -> WorkItem | None:

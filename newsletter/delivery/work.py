@@ -21,7 +21,14 @@ class Action(StrEnum):
     @property
     def status(self) -> DeliveryStatus:
         """The row's status once the action is recorded."""
-        return DeliveryStatus.QUEUED if self is Action.RELEASED else DeliveryStatus(self.value)
+        return _STATUS[self]
+
+
+# Looked up for every recorded outcome: a dict, not DeliveryStatus(value) each time.
+_STATUS = {
+    action: DeliveryStatus.QUEUED if action is Action.RELEASED else DeliveryStatus(action.value)
+    for action in Action
+}
 
 
 class WorkKind(StrEnum):

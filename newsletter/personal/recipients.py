@@ -3,7 +3,6 @@ copies and the demo: their address, their signed links, a Message-ID."""
 
 from __future__ import annotations
 
-import base64
 import hmac
 import re
 
@@ -20,13 +19,41 @@ NOBODY = LinkOwner(0, "0" * 12)
 def make_message_id(settings: Settings, kind: str, *parts: int | str) -> str:
     """Deterministic: the same kind and parts give the same id; a keyed hash makes ids
     unguessable. make_message_id(s, "e", 12, 3456) -> "<e.12.3456.k3j4m2qa@londondaily.example>"."""
-    label = ".".join([kind, *(str(part) for part in parts)])
-    if not _ID_LABEL.fullmatch(label):
-        raise ValueError(f"message id parts must be letters, digits, '-' or '_': {label!r}")
-    key = settings.security.secret_key.get_secret_value().encode("utf-8")
-    digest = hmac.new(key, b"message-id\0" + label.encode("ascii"), "sha256").digest()
-    tag = base64.b32encode(digest[:5]).decode("ascii").lower()
-    return f"<{label}.{tag}@{settings.smtp.sender_domain}>"
+    return MessageIds(settings).make(kind, *parts)
+
+
+class MessageIds:
+    """make_message_id with the key and domain read once: one per recipient per edition."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._key = settings.security.secret_key.get_secret_value().encode("utf-8")
+        self._domain = settings.smtp.sender_domain
+
+    def make(self, kind: str, *parts: int | str) -> str:
+        label = ".".join([kind, *(str(part) for part in parts)])
+        if not _ID_LABEL.fullmatch(label):
+            raise ValueError(f"message id parts must be letters, digits, '-' or '_': {label!r}")
+        return self._id(label)
+
+    def digest(self, edition_id: int, subscriber_id: int) -> str:
+        """make("e", edition_id, subscriber_id): two numbers always make a valid label."""
+        return self._id(f"e.{int(edition_id)}.{int(subscriber_id)}")
+
+    def _id(self, label: str) -> str:
+        digest = hmac.digest(self._key, b"message-id\0" + label.encode("ascii"), "sha256")
+        return f"<{label}.{_base32_tag(digest)}@{self._domain}>"
+
+
+# Base32 (RFC 4648, lower case) of every 10-bit value: a 40-bit tag is four look-ups.
+_BASE32 = "abcdefghijklmnopqrstuvwxyz234567"
+_BASE32_PAIRS = [a + b for a in _BASE32 for b in _BASE32]
+
+
+def _base32_tag(digest: bytes) -> str:
+    """base64.b32encode(digest[:5]).decode().lower(), without the generic encoder."""
+    n = int.from_bytes(digest[:5], "big")
+    pairs = _BASE32_PAIRS
+    return pairs[n >> 30] + pairs[(n >> 20) & 1023] + pairs[(n >> 10) & 1023] + pairs[n & 1023]
 
 
 class PersonalMail:
@@ -35,6 +62,7 @@ class PersonalMail:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.links = Links(settings)
+        self.message_ids = MessageIds(settings)
 
     def digest_fields(self, owner: LinkOwner, email: str, newsletter_id: str) -> dict[str, str]:
         return {
@@ -45,12 +73,12 @@ class PersonalMail:
 
     def digest(self, owner: LinkOwner, email: str, newsletter_id: str, edition_id: int) -> Recipient:
         """A reader's copy of an edition: the same Message-ID every time it is sent to them."""
-        message_id = make_message_id(self.settings, "e", edition_id, owner.subscriber_id)
+        message_id = self.message_ids.digest(edition_id, owner.subscriber_id)
         return Recipient(email, message_id, self.digest_fields(owner, email, newsletter_id))
 
     def sample(self, email: str, newsletter_id: str, tag: str, owner: LinkOwner = NOBODY) -> Recipient:
         """A digest for a preview, a dry run or a test copy (`tag` names which)."""
-        message_id = make_message_id(self.settings, tag, newsletter_id, owner.subscriber_id)
+        message_id = self.message_ids.make(tag, newsletter_id, owner.subscriber_id)
         return Recipient(email, message_id, self.digest_fields(owner, email, newsletter_id))
 
     def confirmation(
@@ -58,4 +86,4 @@ class PersonalMail:
     ) -> Recipient:
         """A confirmation email; `message_key` is its outbox row, so a resend keeps its id."""
         fields = {"confirm_url": self.links.confirm(owner, newsletter_id), "email": email}
-        return Recipient(email, make_message_id(self.settings, "c", message_key), fields)
+        return Recipient(email, self.message_ids.make("c", message_key), fields)

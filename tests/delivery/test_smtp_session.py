@@ -46,6 +46,16 @@ async def test_sends_and_keeps_the_message_intact(smtp_server: SmtpServer) -> No
     assert smtp_server.handler.connections == 1
 
 
+async def test_a_body_stuffed_already_goes_as_it_is(smtp_server: SmtpServer) -> None:
+    session = SmtpSession(config(smtp_server.port))
+    await session.open()
+    reply = await session.send("r@readers.example", dot_stuff(MESSAGE), dot_stuffed=True)
+    await session.close()
+    assert (reply.code, reply.stage) == (250, "body")
+    [received] = smtp_server.handler.messages()
+    assert received.data.replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n") == MESSAGE
+
+
 async def test_refused_recipient_is_a_reply_and_the_session_goes_on() -> None:
     handler = FaultyMailbox(
         rcpt=lambda address, attempt: "550 5.1.1 no such user" if "bad" in address else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 
 from newsletter.config import SmtpConfig
 from newsletter.delivery.smtp.errors import SmtpConnectionLost, SmtpTimeout
@@ -47,10 +48,12 @@ class SmtpSession:
     def due_for_reconnect(self) -> bool:
         return self.sent_on_connection >= self.config.messages_per_connection
 
-    async def send(self, recipient: str, data: bytes, *, smtputf8: bool = False) -> SmtpReply:
+    async def send(
+        self, recipient: str, data: bytes, *, smtputf8: bool = False, dot_stuffed: bool = False
+    ) -> SmtpReply:
         """One whole transaction: `begin`, then `finish` if the envelope was accepted."""
         refusal = await self.begin(recipient, smtputf8=smtputf8)
-        return refusal if refusal is not None else await self.finish(data)
+        return refusal if refusal is not None else await self.finish(data, dot_stuffed=dot_stuffed)
 
     async def begin(self, recipient: str, *, smtputf8: bool = False) -> SmtpReply | None:
         """The envelope: MAIL, RCPT and DATA (pipelined when offered). None once the server
@@ -60,8 +63,7 @@ class SmtpSession:
         mail_from = b"MAIL FROM:<" + self._sender + b">" + (b" SMTPUTF8" if smtputf8 else b"") + b"\r\n"
         rcpt_to = b"RCPT TO:<" + _address(recipient) + b">\r\n"
         try:
-            async with asyncio.timeout(self.config.timeout):
-                refusal = await self._envelope(mail_from, rcpt_to)
+            refusal = await self._envelope(mail_from, rcpt_to)
         except (TimeoutError, SmtpConnectionLost, OSError) as exc:
             self.abort()
             raise _lost(exc) from None
@@ -70,20 +72,22 @@ class SmtpSession:
             await self._after(refusal)
         return refusal
 
-    async def finish(self, data: bytes) -> SmtpReply:
-        """The message itself, after `begin` returned None; its reply is the outcome."""
+    async def finish(self, data: bytes, *, dot_stuffed: bool = False) -> SmtpReply:
+        """The message itself, after `begin` returned None; its reply is the outcome. With
+        `dot_stuffed`, `data` is DATA's payload already (leading dots doubled, ".\r\n" at the
+        end: a template can stuff its fixed parts once), and goes as it is."""
         try:
             replies = self._live()
-            [final] = replies.expect(1)
-            replies.transport.write(dot_stuff(data))
-            async with asyncio.timeout(self.config.timeout):
-                code, text = await final
+            [final] = replies.expect(1, self.config.timeout)
+            replies.transport.write(data if dot_stuffed else dot_stuff(data))
+            code, text = await final
         except (TimeoutError, SmtpConnectionLost, OSError) as exc:
             self.abort()
             raise _lost(exc) from None
         self.sent_on_connection += 1
         reply = SmtpReply(code, text, "body")
-        await self._after(reply)
+        if code >= 400:
+            await self._after(reply)
         return reply
 
     async def _after(self, reply: SmtpReply) -> None:
@@ -97,7 +101,7 @@ class SmtpSession:
     async def _envelope(self, mail_from: bytes, rcpt_to: bytes) -> SmtpReply | None:
         replies = self._live()
         if self.pipelining:
-            mail, rcpt, start = replies.expect(3)
+            mail, rcpt, start = replies.expect(3, self.config.timeout)
             replies.transport.write(mail_from + rcpt_to + b"DATA\r\n")
             steps = ((mail, "mail", ACCEPTED), (rcpt, "rcpt", RECIPIENT_OK), (start, "data", GO_AHEAD))
             for future, stage, wanted in steps:
@@ -112,7 +116,7 @@ class SmtpSession:
             (rcpt_to, "rcpt", RECIPIENT_OK),
             (b"DATA\r\n", "data", GO_AHEAD),
         ):
-            [future] = replies.expect(1)
+            [future] = replies.expect(1, self.config.timeout)
             replies.transport.write(command)
             code, text = await future
             if code not in wanted:
@@ -122,10 +126,9 @@ class SmtpSession:
     async def _reset(self) -> None:
         try:
             replies = self._live()
-            [future] = replies.expect(1)
+            [future] = replies.expect(1, self.config.timeout)
             replies.transport.write(b"RSET\r\n")
-            async with asyncio.timeout(self.config.timeout):
-                code, _ = await future
+            code, _ = await future
         except (TimeoutError, SmtpConnectionLost, OSError):
             self.abort()
             return
@@ -143,10 +146,9 @@ class SmtpSession:
         replies = self._replies
         if self.connected and replies is not None:
             try:
-                [future] = replies.expect(1)
+                [future] = replies.expect(1, min(self.config.timeout, 5))
                 replies.transport.write(b"QUIT\r\n")
-                async with asyncio.timeout(min(self.config.timeout, 5)):
-                    await future
+                await future
             except (TimeoutError, SmtpConnectionLost, OSError):
                 pass
         self.abort()
@@ -163,9 +165,12 @@ class SmtpSession:
             replies.transport.abort()
 
 
+_UNSENDABLE = re.compile(rb"[\x00-\x20<>\x7f]")
+
+
 def _address(recipient: str) -> bytes:
     encoded = recipient.encode("utf-8")
-    if any(byte < 0x21 or byte in (0x3C, 0x3E, 0x7F) for byte in encoded):
+    if _UNSENDABLE.search(encoded):
         raise ValueError("the address contains a control character, a space or angle brackets")
     return encoded
 
