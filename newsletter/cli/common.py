@@ -101,8 +101,9 @@ def with_context(
 ) -> T:
     async def main() -> T:
         async with open_context(settings, migrate=migrate) as context:
-            note_if_created(context)
-            return await work(context)
+            result = await work(context)
+            note_if_created(context)  # after the work: bad input stays one line and exit 2
+            return result
 
     return run(main())
 

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -24,8 +25,21 @@ log = get_logger(__name__)
 
 
 def worker_id() -> str:
-    """host:pid:nonce — lets a restarted worker on the same host reclaim a dead one's leases at once."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """host:pid:started.nonce — lets a restarted worker on the same host reclaim a dead one's
+    leases at once. `started` (the process's start time, where /proc tells it) tells the dead
+    worker from a later process that was given the same pid (pids wrap at 32,768 by default)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}.{uuid.uuid4().hex[:8]}"
+
+
+def _start_time(pid: int) -> str:
+    """The process's start time in clock ticks since boot (Linux), or "" where unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    # Field 22; the command name (field 2) is in parentheses and may itself hold spaces.
+    fields = stat.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else ""
 
 
 class LeaseOptions(Protocol):
@@ -96,4 +110,5 @@ def _dead_local_owner(owner: str, host: str) -> bool:
         return True
     except PermissionError:
         return False
-    return False
+    started = parts[2].split(".", 1)[0] if "." in parts[2] else ""
+    return bool(started) and _start_time(pid) not in ("", started)  # the pid was given again
