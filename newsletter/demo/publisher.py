@@ -10,7 +10,7 @@ import re
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from html import unescape
 from pathlib import Path
@@ -22,13 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from newsletter.articles.sample import NEWEST_AGE
 from newsletter.resources import data_dir, sample_feed
 
 # Where the sample feed's pictures say they live; the demo serves them itself.
 SAMPLE_IMAGE_BASE = "https://londondaily.example/images/"
 SAMPLE_FEED_URL = "https://londondaily.example/feed.xml"
-# How long before the demo starts the newest story already published appears to be.
-NEWEST_AGE = timedelta(hours=1)
 _ITEM = re.compile(r"\s*<item>.*?</item>", re.S)
 _PUB_DATE = re.compile(r"<pubDate>([^<]+)</pubDate>")
 _TITLE = re.compile(r"<title>(.*?)</title>", re.S)

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import ssl
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from newsletter.config import SmtpConfig
 from newsletter.delivery.smtp import SmtpConnectionLost, SmtpSession, SmtpUnavailable, dot_stuff
 from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer, free_port
+from tests.support.tls import make_certificates
 
 MESSAGE = (
     b"From: London Daily <briefing@londondaily.example>\r\nTo: reader@readers.example\r\n"
@@ -119,27 +115,10 @@ async def test_reconnect_after_configured_number_of_messages(smtp_server: SmtpSe
 
 
 def _self_signed(tmp_path: Path) -> ssl.SSLContext:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    (tmp_path / "key.pem").write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-    )
+    """A server context with a certificate no client here trusts (its CA is not installed)."""
+    files = make_certificates(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    context.load_cert_chain(files.cert, files.key)
     return context
 
 

@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import feedparser
 import httpx
 
-from newsletter.demo.publisher import NEWEST_AGE, Newsroom, Publisher, sample_images
+from newsletter.articles.sample import NEWEST_AGE
+from newsletter.demo.publisher import Newsroom, Publisher, sample_images
 
 NOW = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
 
