@@ -4,6 +4,7 @@ passed in. `sections` holds the typed sections, `settings` the whole, `loading` 
 
 from __future__ import annotations
 
+from newsletter.config.bounces import BouncesConfig, MailboxConfig, WebhooksConfig
 from newsletter.config.exposure import warnings
 from newsletter.config.loading import DEFAULT_CONFIG_FILE, find_config_file, load_settings, mask_secrets
 from newsletter.config.sections import (
@@ -31,6 +32,7 @@ __all__ = [
     "DEFAULT_SECRET",
     "ENV_PREFIX",
     "ArticlesConfig",
+    "BouncesConfig",
     "ConfigError",
     "DatabaseConfig",
     "DeliveryConfig",
@@ -38,6 +40,7 @@ __all__ = [
     "FeedConfig",
     "IngestConfig",
     "LoggingConfig",
+    "MailboxConfig",
     "NewsletterConfig",
     "SchedulerConfig",
     "SecurityConfig",
@@ -46,6 +49,7 @@ __all__ = [
     "SiteConfig",
     "SmtpConfig",
     "SubscriptionsConfig",
+    "WebhooksConfig",
     "find_config_file",
     "load_settings",
     "mask_secrets",

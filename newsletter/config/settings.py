@@ -8,6 +8,7 @@ from pydantic import Field, PrivateAttr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from newsletter.config import exposure
+from newsletter.config.bounces import BouncesConfig
 from newsletter.config.sections import (
     ArticlesConfig,
     DatabaseConfig,
@@ -49,6 +50,7 @@ class Settings(BaseSettings):
     smtp: SmtpConfig = SmtpConfig()
     dkim: DkimConfig = DkimConfig()
     delivery: DeliveryConfig = DeliveryConfig()
+    bounces: BouncesConfig = BouncesConfig()
     security: SecurityConfig = SecurityConfig()
     subscriptions: SubscriptionsConfig = SubscriptionsConfig()
     ingest: IngestConfig = IngestConfig()

@@ -1,5 +1,5 @@
-"""The tables: articles, feeds, subscribers, subscriptions, editions, deliveries, messages, events,
-rate limits."""
+"""The tables: articles, feeds, subscribers, subscriptions, suppressions, bounce events, editions,
+deliveries, messages, events, rate limits."""
 
 from __future__ import annotations
 
@@ -150,13 +150,40 @@ class Subscription(Base):
 
 
 class Suppression(Base):
-    """An address that must not be re-added silently, kept only as a hash."""
+    """An address never mailed again and not re-added silently: erased (kept only as a hash;
+    its owner's own double opt-in lifts it), a complaint or an operator's entry (the address
+    kept for operators; only an operator lifts it)."""
 
     __tablename__ = "suppressions"
 
     email_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     reason: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    email: Mapped[str | None] = mapped_column(String(320))
+
+
+class BounceEvent(Base):
+    """A bounce or complaint that arrived after acceptance, recorded once (by `event_key`)."""
+
+    __tablename__ = "bounce_events"
+    __table_args__ = (Index("ix_bounce_events_subscriber_kind", "subscriber_id", "kind", "received_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(String(20))  # receiver | mailbox | ses | postmark | ...
+    kind: Mapped[str] = mapped_column(String(10))  # hard | soft | complaint | unknown
+    # The provider's event id, or a hash of the report: the same report twice is one event.
+    event_key: Mapped[str] = mapped_column(String(200), unique=True)
+    recipient: Mapped[str | None] = mapped_column(String(320))
+    status: Mapped[str | None] = mapped_column(String(20))
+    diagnostic: Mapped[str | None] = mapped_column(String(1000))
+    feedback_type: Mapped[str | None] = mapped_column(String(40))
+    matched_by: Mapped[str | None] = mapped_column(String(20))  # verp | header | message-id | address
+    outcome: Mapped[str] = mapped_column(String(20))  # what it did to the reader
+    subscriber_id: Mapped[int | None] = mapped_column(Integer)
+    edition_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    message_id: Mapped[int | None] = mapped_column(BigInteger)  # an outbox row (a confirmation)
 
 
 class Edition(Base):

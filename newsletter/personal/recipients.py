@@ -12,6 +12,7 @@ from newsletter.personal.tokens import LinkOwner
 from newsletter.rendering.message import Recipient
 
 _ID_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
+_OUR_ID = re.compile(r"<([A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\.([a-z2-7]{8})@([^<>@\s]+)>")
 # Links for nobody in particular (previews, test copies): subscriber 0 does not exist.
 NOBODY = LinkOwner(0, "0" * 12)
 
@@ -38,6 +39,18 @@ class MessageIds:
     def digest(self, edition_id: int, subscriber_id: int) -> str:
         """make("e", edition_id, subscriber_id): two numbers always make a valid label."""
         return self._id(f"e.{int(edition_id)}.{int(subscriber_id)}")
+
+    def read(self, message_id: str | None) -> tuple[str, ...] | None:
+        """The kind and parts of a Message-ID this key made ("e", "12", "3456"); None for any
+        other (a forged one, another sender's, one from a previous secret key)."""
+        found = _OUR_ID.fullmatch((message_id or "").strip())
+        if found is None or found.group(3).lower() != self._domain.lower():
+            return None
+        label, tag = found.group(1), found.group(2)
+        digest = hmac.digest(self._key, b"message-id\0" + label.encode("ascii"), "sha256")
+        if not hmac.compare_digest(tag, _base32_tag(digest)):
+            return None
+        return tuple(label.split("."))
 
     def _id(self, label: str) -> str:
         digest = hmac.digest(self._key, b"message-id\0" + label.encode("ascii"), "sha256")

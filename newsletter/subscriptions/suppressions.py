@@ -1,0 +1,113 @@
+"""The suppression list: addresses never mailed again.
+
+Three reasons put an address here. "erased": kept only as a hash; the owner's own double
+opt-in lifts it. "complaint" (the reader reported a message as spam) and "manual" (an
+operator's entry): the address is kept for operators, a signup for it is answered as usual
+but nothing is sent, and only an operator lifts it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+
+from newsletter.database.models import Suppression, utcnow
+from newsletter.database.upsert import insert_for
+from newsletter.errors import NotFound
+from newsletter.states import SubscriberStatus
+from newsletter.subscriptions import service
+from newsletter.subscriptions.addresses import Address, email_hash
+from newsletter.subscriptions.audit import Actor
+
+
+class SuppressionReason(StrEnum):
+    ERASED = "erased"
+    COMPLAINT = "complaint"
+    MANUAL = "manual"
+
+
+# Reasons a signup cannot lift: the reader's own confirmation is not enough.
+BLOCKING = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
+
+
+@dataclass(frozen=True)
+class SuppressionEntry:
+    email: str | None  # None for an erased address: only its hash is kept
+    email_hash: str
+    reason: str
+    created_at: datetime
+
+
+async def suppress(
+    db: AsyncSession | AsyncConnection,
+    address: str,
+    reason: SuppressionReason,
+    *,
+    now: datetime | None = None,
+) -> bool:
+    """Add `address` (normalised, lower-case key) to the list; True when it was not there."""
+    key = address.lower()
+    values = {
+        "email_hash": email_hash(key),
+        "reason": reason.value,
+        "email": key,
+        "created_at": now or utcnow(),
+    }
+    conn = await db.connection() if isinstance(db, AsyncSession) else db
+    statement = insert_for(conn.dialect.name, Suppression).values(values)
+    result = await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=["email_hash"],
+            # A stronger reason replaces "erased"; the address is kept once it is known again.
+            set_={"reason": statement.excluded.reason, "email": statement.excluded.email},
+            where=Suppression.reason == SuppressionReason.ERASED.value,
+        ).returning(Suppression.email_hash)
+    )
+    return result.first() is not None
+
+
+async def blocking_reason(db: AsyncSession | AsyncConnection, address_hash: str) -> str | None:
+    """The reason an address is suppressed, or None; erased addresses answer "erased"."""
+    return await db.scalar(select(Suppression.reason).where(Suppression.email_hash == address_hash))
+
+
+async def lift(session: AsyncSession, address: Address) -> None:
+    """Remove an address from the list (an operator's decision); NotFound when it is not on it."""
+    result = await session.execute(delete(Suppression).where(Suppression.email_hash == address.hash))
+    if not getattr(result, "rowcount", 0):
+        raise NotFound("that address is not suppressed")
+
+
+async def add_by_operator(
+    session: AsyncSession, address: Address, *, actor: Actor, now: datetime | None = None
+) -> bool:
+    """Suppress an address; a subscriber who has it is unsubscribed from everything at once."""
+    now = now or utcnow()
+    added = await suppress(session, address.key, SuppressionReason.MANUAL, now=now)
+    subscriber = await service.find_by_key(session, address.key)
+    if subscriber is not None and subscriber.status in (SubscriberStatus.ACTIVE, SubscriberStatus.PENDING):
+        await service.unsubscribe(
+            session, subscriber_id=subscriber.id, newsletter_id=None, actor=actor, now=now
+        )
+    return added
+
+
+async def listed(
+    session: AsyncSession, *, reason: str | None = None, limit: int = 100, offset: int = 0
+) -> list[SuppressionEntry]:
+    query = select(Suppression).order_by(Suppression.created_at.desc(), Suppression.email_hash)
+    if reason is not None:
+        query = query.where(Suppression.reason == reason)
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return [SuppressionEntry(r.email, r.email_hash, r.reason, r.created_at) for r in rows]
+
+
+async def forget_address(session: AsyncSession, address_hash: str) -> None:
+    """Erasure: a suppression entry keeps only the hash."""
+    await session.execute(
+        update(Suppression).where(Suppression.email_hash == address_hash).values(email=None)
+    )
