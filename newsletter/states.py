@@ -45,3 +45,15 @@ class SubscriberStatus(StrEnum):
 # Statuses an import or an admin may not turn back into a mailed subscriber: the reader said no
 # (or the address bounced); only the reader's own signup starts over.
 REFUSING = (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.BOUNCED)
+
+
+class SuppressionReason(StrEnum):
+    """Why an address is on the suppression list (subscriptions.suppressions)."""
+
+    ERASED = "erased"  # kept only as a hash; the owner's own double opt-in lifts it
+    COMPLAINT = "complaint"  # the reader reported a message as spam
+    MANUAL = "manual"  # an operator's entry
+
+
+# Reasons a signup cannot lift: the reader's own confirmation is not enough, only an operator.
+BLOCKING_SUPPRESSIONS = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)

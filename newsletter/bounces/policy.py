@@ -19,10 +19,10 @@ from newsletter.config import Settings
 from newsletter.database.models import BounceEvent, Subscriber
 from newsletter.delivery.decisions import becomes_bounced
 from newsletter.delivery.store import skip_for
-from newsletter.states import SubscriberStatus
+from newsletter.states import SubscriberStatus, SuppressionReason
 from newsletter.subscriptions import service
 from newsletter.subscriptions.audit import Actor
-from newsletter.subscriptions.suppressions import SuppressionReason, suppress
+from newsletter.subscriptions.suppressions import suppress
 
 COMPLAINT_ACTOR = Actor("complaint")
 # Readers a bounce can still change: the others receive nothing anyway.

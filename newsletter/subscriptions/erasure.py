@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.config import Settings
 from newsletter.database.models import (
+    BounceEvent,
     Delivery,
     Subscriber,
     Subscription,
@@ -54,8 +55,14 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
     subscriber.updated_at = now
     await audit.scrub(session, subscriber.id)
     audit.record(session, audit.ERASURE, subscriber.id, actor, at=now)
-    if await session.get(Suppression, address.hash) is None:
+    entry = await session.get(Suppression, address.hash)
+    if entry is None:
         session.add(Suppression(email_hash=address.hash, reason=ERASED, created_at=now))
+    else:  # a complaint's or an operator's entry stays, keeping only the hash
+        entry.email = None
+    await session.execute(
+        update(BounceEvent).where(BounceEvent.subscriber_id == subscriber.id).values(recipient=None)
+    )
     await session.flush()
     log.info("subscriber.erased", subscriber=subscriber.id, source=actor.source)
     return subscriber.id

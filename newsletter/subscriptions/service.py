@@ -17,7 +17,7 @@ from newsletter.database.models import Subscriber, Subscription, Suppression, ut
 from newsletter.delivery.store import skip_for
 from newsletter.logs import get_logger
 from newsletter.personal.tokens import LinkNoLongerValid, LinkOwner, TokenData, owns
-from newsletter.states import SubscriberStatus
+from newsletter.states import SubscriberStatus, SuppressionReason
 from newsletter.subscriptions import audit
 from newsletter.subscriptions.addresses import email_hash
 from newsletter.subscriptions.audit import Actor
@@ -104,8 +104,12 @@ async def confirm(
         return Confirmed(Confirmation.ALREADY_CONFIRMED, link_owner(subscriber))
     _activate(subscriber, now)
     if subscriber.email_key is not None:
+        # Only an erasure's entry: a complaint's or an operator's is lifted by an operator alone.
         await session.execute(
-            delete(Suppression).where(Suppression.email_hash == email_hash(subscriber.email_key))
+            delete(Suppression).where(
+                Suppression.email_hash == email_hash(subscriber.email_key),
+                Suppression.reason == SuppressionReason.ERASED,
+            )
         )
     audit.record(session, audit.CONFIRM, subscriber.id, actor, at=now)
     log.info("subscriber.confirmed", subscriber=subscriber.id)

@@ -20,7 +20,7 @@ from newsletter.database.sections import canonical_sections
 from newsletter.database.upsert import insert_for
 from newsletter.delivery.store import enqueue_confirmations
 from newsletter.logs import get_logger
-from newsletter.states import SubscriberStatus
+from newsletter.states import BLOCKING_SUPPRESSIONS, SubscriberStatus
 from newsletter.subscriptions import audit
 from newsletter.subscriptions.addresses import Address
 from newsletter.subscriptions.audit import Actor
@@ -89,8 +89,9 @@ async def signup(
     New, pending, unsubscribed or bounced: pending with a confirmation email owed (at most one
     per `confirmation_resend_minutes`), or active at once with single opt-in. An active
     subscriber is left exactly as it was, so nobody can change another reader's choices.
-    A suppressed (erased) address always goes through double opt-in: only the reader's own
-    confirmation lifts the suppression.
+    An erased address always goes through double opt-in: only the reader's own confirmation
+    lifts its suppression. An address suppressed after a complaint or by an operator is
+    answered the same way, and nothing is written or sent.
 
     The web's hottest write, so a handful of Core statements rather than the ORM's unit of
     work (which cost three times as much CPU per signup).
@@ -107,13 +108,19 @@ async def signup(
 # An erasure committing between a signup's two statements frees the address: the signup starts
 # over (and then sees the erasure's suppression entry). Twice in a row would be a third party.
 SIGNUP_ATTEMPTS = 3
+SUPPRESSED = "suppressed"
 
 
 async def _signup_once(
     conn: AsyncConnection, settings: Settings, request: SignupRequest, actor: Actor, now: datetime
 ) -> SignupOutcome | None:
     """One try; None when the address was freed (erased) between its statements."""
-    double_opt_in = settings.subscriptions.double_opt_in or await _suppressed(conn, request.address)
+    suppressed = await conn.scalar(_SUPPRESSION, {"hash": request.address.hash})
+    if suppressed in BLOCKING_SUPPRESSIONS:
+        # A complaint or an operator's entry: answered like any signup, and nothing is sent.
+        log.info("subscriber.signup_suppressed", reason=suppressed)
+        return SignupOutcome(0, SUPPRESSED, new=False)
+    double_opt_in = settings.subscriptions.double_opt_in or suppressed is not None
     subscriber_id = await _insert_if_new(conn, request, actor.source, now, double_opt_in=double_opt_in)
     if subscriber_id is None:
         return await _signup_again(conn, settings, request, actor, now, double_opt_in=double_opt_in)
@@ -130,7 +137,7 @@ async def _signup_once(
 
 
 # Built once: building a statement (and its cache key) per signup cost as much as running it.
-_SUPPRESSION = select(Suppression.email_hash).where(Suppression.email_hash == bindparam("hash"))
+_SUPPRESSION = select(Suppression.reason).where(Suppression.email_hash == bindparam("hash"))
 _KNOWN = (
     select(Subscriber.id, Subscriber.status, Subscriber.timezone, Subscriber.confirmation_sent_at)
     .where(Subscriber.email_key == bindparam("key"))
@@ -143,10 +150,6 @@ _INSERT_EVENT = insert(Event)
 def _insert_unless_known(dialect: str) -> ReturningInsert[tuple[int]]:
     statement = insert_for(dialect, Subscriber).on_conflict_do_nothing(index_elements=["email_key"])
     return statement.returning(Subscriber.id)
-
-
-async def _suppressed(conn: AsyncConnection, address: Address) -> bool:
-    return await conn.scalar(_SUPPRESSION, {"hash": address.hash}) is not None
 
 
 async def _insert_if_new(

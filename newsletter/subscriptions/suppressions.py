@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -18,20 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from newsletter.database.models import Suppression, utcnow
 from newsletter.database.upsert import insert_for
 from newsletter.errors import NotFound
-from newsletter.states import SubscriberStatus
+from newsletter.states import SubscriberStatus, SuppressionReason
 from newsletter.subscriptions import service
 from newsletter.subscriptions.addresses import Address, email_hash
 from newsletter.subscriptions.audit import Actor
-
-
-class SuppressionReason(StrEnum):
-    ERASED = "erased"
-    COMPLAINT = "complaint"
-    MANUAL = "manual"
-
-
-# Reasons a signup cannot lift: the reader's own confirmation is not enough.
-BLOCKING = (SuppressionReason.COMPLAINT, SuppressionReason.MANUAL)
 
 
 @dataclass(frozen=True)
