@@ -63,7 +63,10 @@ def recipients(settings: Settings, count: int) -> list[Recipient]:
     personal = PersonalMail(settings)
     owners = [LinkOwner(n, f"{n:012X}") for n in range(count)]
     return [
-        personal.digest(owner, f"reader{owner.subscriber_id}@readers.example", "daily", 1) for owner in owners
+        personal.digest(
+            owner, f"reader{owner.subscriber_id}@readers.example", "daily", 1, owner.subscriber_id + 1
+        )
+        for owner in owners
     ]
 
 

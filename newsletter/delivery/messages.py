@@ -14,6 +14,7 @@ from newsletter.database.models import Edition, EditionVariant, utcnow
 from newsletter.delivery.work import WorkItem, WorkKind
 from newsletter.personal.recipients import PersonalMail
 from newsletter.personal.tokens import LinkOwner
+from newsletter.personal.verp import TagKind
 from newsletter.rendering import (
     DigestRenderer,
     MessageTemplate,
@@ -65,10 +66,15 @@ class MessageFactory:
             recipient = self.personal.confirmation(owner, item.email, item.newsletter_id, item.id)
         else:
             assert item.newsletter_id is not None and item.edition_id is not None
-            recipient = self.personal.digest(owner, item.email, item.newsletter_id, item.edition_id)
+            recipient = self.personal.digest(owner, item.email, item.newsletter_id, item.edition_id, item.id)
         if template.signs:
             return await asyncio.to_thread(template.build, recipient)
         return template.build(recipient)
+
+    def return_path(self, item: WorkItem) -> str:
+        """The envelope sender: the row's VERP address with [bounces], else smtp.from_address."""
+        kind = TagKind.MESSAGE if item.kind is WorkKind.CONFIRMATION else TagKind.DELIVERY
+        return self.personal.bounce_tags.return_path(kind, item.id)
 
     async def _load_variant(self, variant_id: int) -> MessageTemplate:
         async with self._lock:

@@ -34,8 +34,10 @@ class Messenger(Protocol):
         smtputf8: bool,
         go_ahead: Awaitable[bool],
         dot_stuffed: bool = False,
+        sender: str | None = None,
     ) -> SmtpReply | None:
-        """One message. The body goes only once `go_ahead` says True; False: nothing is sent
+        """One message, from `sender` (the envelope's; None: smtp.from_address). The body goes
+        only once `go_ahead` says True; False: nothing is sent
         (the connection is dropped at 354) and None comes back. SmtpConnectionLost when the
         connection breaks: the outcome is unknown. `dot_stuffed`: `data` is ready for DATA."""
         ...
@@ -67,8 +69,9 @@ class SmtpMessenger:
         smtputf8: bool,
         go_ahead: Awaitable[bool],
         dot_stuffed: bool = False,
+        sender: str | None = None,
     ) -> SmtpReply | None:
-        refusal = await self._session.begin(recipient, smtputf8=smtputf8)
+        refusal = await self._session.begin(recipient, smtputf8=smtputf8, sender=sender)
         if refusal is not None:
             return refusal
         if not await go_ahead:

@@ -192,7 +192,11 @@ class Sender:
         max_attempts = self.relay.config.max_attempts
         try:
             reply = await self.messenger.send(
-                item.email or "", message.data, smtputf8=message.smtputf8, go_ahead=committed
+                item.email or "",
+                message.data,
+                smtputf8=message.smtputf8,
+                go_ahead=committed,
+                sender=parts.factory.return_path(item),
             )
         except SmtpConnectionLost as exc:
             decision = decisions.after_lost_connection(

@@ -9,6 +9,7 @@ import re
 from newsletter.config import Settings
 from newsletter.personal.links import Links
 from newsletter.personal.tokens import LinkOwner
+from newsletter.personal.verp import BounceTags, TagKind
 from newsletter.rendering.message import Recipient
 
 _ID_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
@@ -76,6 +77,7 @@ class PersonalMail:
         self.settings = settings
         self.links = Links(settings)
         self.message_ids = MessageIds(settings)
+        self.bounce_tags = BounceTags(settings)
 
     def digest_fields(self, owner: LinkOwner, email: str, newsletter_id: str) -> dict[str, str]:
         return {
@@ -84,10 +86,14 @@ class PersonalMail:
             "email": email,
         }
 
-    def digest(self, owner: LinkOwner, email: str, newsletter_id: str, edition_id: int) -> Recipient:
-        """A reader's copy of an edition: the same Message-ID every time it is sent to them."""
+    def digest(
+        self, owner: LinkOwner, email: str, newsletter_id: str, edition_id: int, delivery_id: int
+    ) -> Recipient:
+        """A reader's copy of an edition (`delivery_id`: its ledger row): the same Message-ID
+        every time it is sent to them."""
         message_id = self.message_ids.digest(edition_id, owner.subscriber_id)
-        return Recipient(email, message_id, self.digest_fields(owner, email, newsletter_id))
+        tag = self.bounce_tags.tag(TagKind.DELIVERY, delivery_id)
+        return Recipient(email, message_id, self.digest_fields(owner, email, newsletter_id), tag)
 
     def sample(self, email: str, newsletter_id: str, tag: str, owner: LinkOwner = NOBODY) -> Recipient:
         """A digest for a preview, a dry run or a test copy (`tag` names which)."""
@@ -99,4 +105,5 @@ class PersonalMail:
     ) -> Recipient:
         """A confirmation email; `message_key` is its outbox row, so a resend keeps its id."""
         fields = {"confirm_url": self.links.confirm(owner, newsletter_id), "email": email}
-        return Recipient(email, self.message_ids.make("c", message_key), fields)
+        tag = self.bounce_tags.tag(TagKind.MESSAGE, message_key)
+        return Recipient(email, self.message_ids.make("c", message_key), fields, tag)

@@ -12,6 +12,10 @@ from newsletter.rendering.mime import CRLF, header, phrase
 # A slot is a str in a list of byte segments: MessageTemplate.build fills it per recipient.
 Segment = bytes | str
 TO, MESSAGE_ID, UNSUBSCRIBE = "header:to", "header:message_id", "header:unsubscribe_url"
+DELIVERY = "header:delivery"
+# Names the ledger row a message was sent for (personal.verp), so a bounce that quotes the
+# original's headers can be matched when the envelope sender's tag is lost.
+DELIVERY_HEADER = b"X-Newsletter-Delivery: "
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,9 @@ def _addressed(settings: Settings, subject: str, date: datetime, reply_to: str, 
         header("Date", format_datetime(date)),
         b"Message-ID: ",
         MESSAGE_ID,
+        CRLF,
+        DELIVERY_HEADER,
+        DELIVERY,
         CRLF,
     ]
     if reply_to:

@@ -14,6 +14,7 @@ from newsletter.errors import RenderError
 from newsletter.rendering.digest import RenderedEmail
 from newsletter.rendering.dkim import DkimSigner, SigningPlan, field_name, header_fields
 from newsletter.rendering.headers import (
+    DELIVERY,
     MESSAGE_ID,
     TO,
     UNSUBSCRIBE,
@@ -37,6 +38,8 @@ class Recipient:
     message_id: str  # "<...@domain>", from make_message_id
     # digest: unsubscribe_url, preferences_url, email; confirmation: confirm_url, email
     fields: Mapping[str, str]
+    # The X-Newsletter-Delivery value: the ledger row's bounce tag ("none" for a preview).
+    delivery: str = "none"
 
 
 @dataclass(frozen=True)
@@ -70,11 +73,14 @@ def _html_value(name: str) -> Callable[[str], bytes]:
 
 
 _RECIPIENT_EMAIL, _RECIPIENT_MESSAGE_ID = "recipient.email", "recipient.message_id"
+_RECIPIENT_DELIVERY = "recipient.delivery"
+_DELIVERY_TAG = re.compile(r"[a-z0-9-]{1,40}")
 # slot -> (where its value comes from: Recipient.email, .message_id or a field name; its encoder)
 _HEADER_SLOTS: dict[str, tuple[str, Callable[[str], bytes]]] = {
     TO: (_RECIPIENT_EMAIL, _header_value("email", _ADDRESS)),
     MESSAGE_ID: (_RECIPIENT_MESSAGE_ID, _header_value("message_id", _MESSAGE_ID)),
     UNSUBSCRIBE: ("unsubscribe_url", _header_value("unsubscribe_url", _HEADER_URL)),
+    DELIVERY: (_RECIPIENT_DELIVERY, _header_value("delivery", _DELIVERY_TAG)),
 }
 
 
@@ -170,6 +176,8 @@ class MessageTemplate:
                 raw = recipient.email
             elif source == _RECIPIENT_MESSAGE_ID:
                 raw = recipient.message_id
+            elif source == _RECIPIENT_DELIVERY:
+                raw = recipient.delivery
             elif source in fields:
                 raw = fields[source]
             else:

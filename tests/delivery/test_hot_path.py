@@ -121,7 +121,7 @@ def test_message_ids_are_the_keyed_hash_of_their_label(settings: Settings) -> No
     personal = PersonalMail(settings)
     for edition_id, subscriber_id in ((1, 1), (7, 123456), (2**31, 10**12)):
         owner = LinkOwner(subscriber_id, "0123456789AB")
-        digest = personal.digest(owner, "r@readers.example", "daily", edition_id)
+        digest = personal.digest(owner, "r@readers.example", "daily", edition_id, 1)
         assert digest.message_id == expected(f"e.{edition_id}.{subscriber_id}")
         assert digest.message_id == make_message_id(settings, "e", edition_id, subscriber_id)
     assert personal.confirmation(owner, "r@readers.example", None, 9).message_id == expected("c.9")

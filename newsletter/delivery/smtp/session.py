@@ -49,18 +49,28 @@ class SmtpSession:
         return self.sent_on_connection >= self.config.messages_per_connection
 
     async def send(
-        self, recipient: str, data: bytes, *, smtputf8: bool = False, dot_stuffed: bool = False
+        self,
+        recipient: str,
+        data: bytes,
+        *,
+        smtputf8: bool = False,
+        dot_stuffed: bool = False,
+        sender: str | None = None,
     ) -> SmtpReply:
         """One whole transaction: `begin`, then `finish` if the envelope was accepted."""
-        refusal = await self.begin(recipient, smtputf8=smtputf8)
+        refusal = await self.begin(recipient, smtputf8=smtputf8, sender=sender)
         return refusal if refusal is not None else await self.finish(data, dot_stuffed=dot_stuffed)
 
-    async def begin(self, recipient: str, *, smtputf8: bool = False) -> SmtpReply | None:
+    async def begin(
+        self, recipient: str, *, smtputf8: bool = False, sender: str | None = None
+    ) -> SmtpReply | None:
         """The envelope: MAIL, RCPT and DATA (pipelined when offered). None once the server
         waits for the message (354); else the refusal, and the session is reset for the next.
         Nothing is delivered until `finish`, so a caller may do other work in between.
         A broken connection raises SmtpConnectionLost (and the session must be reopened)."""
-        mail_from = b"MAIL FROM:<" + self._sender + b">" + (b" SMTPUTF8" if smtputf8 else b"") + b"\r\n"
+        # `sender`: the message's own envelope sender (a VERP address); else smtp.from_address.
+        envelope = _address(sender) if sender is not None else self._sender
+        mail_from = b"MAIL FROM:<" + envelope + b">" + (b" SMTPUTF8" if smtputf8 else b"") + b"\r\n"
         rcpt_to = b"RCPT TO:<" + _address(recipient) + b">\r\n"
         try:
             refusal = await self._envelope(mail_from, rcpt_to)
