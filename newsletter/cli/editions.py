@@ -51,6 +51,13 @@ SUMMARY_COLUMNS = [
     DeliveryStatus.QUEUED, DeliveryStatus.LEASED,
 ]  # fmt: skip
 
+RETURNED = {
+    "hard": "hard bounces",
+    "soft": "soft bounces",
+    "complaint": "complaints",
+    "unknown": "unreadable",
+}
+
 app = typer.Typer(help="Editions: progress, resume, cancel.", no_args_is_help=True)
 
 NewsletterArgument = Annotated[
@@ -136,6 +143,11 @@ def _summary(result: EditionReport, skipped: Reasons) -> None:
     console.print(f"edition {result.id}: {said(tally(result.counts))}", markup=False, highlight=False)
     for reason, count in skipped:
         console.print(f"{count} skipped: {SKIP_REASONS.get(reason, reason)}", markup=False, highlight=False)
+    if result.returned:
+        came_back = ", ".join(
+            f"{count} {RETURNED.get(kind, kind)}" for kind, count in sorted(result.returned.items())
+        )
+        console.print(f"came back after the relay accepted them: {came_back}", markup=False, highlight=False)
     if result.pause_reason:
         console.print(result.pause_reason, markup=False)
     if result.waiting_reason:

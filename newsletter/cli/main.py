@@ -9,7 +9,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from newsletter import __version__
 from newsletter.cli import articles as articles_cmd
-from newsletter.cli import configcmd, db, demo, dkim, editions, serve, smtp
+from newsletter.cli import bounces, configcmd, db, demo, dkim, editions, serve, smtp
 from newsletter.cli import preview as preview_cmd
 from newsletter.cli import subscribers as subscribers_cmd
 
@@ -50,6 +50,8 @@ app.add_typer(db.app, name="db")
 app.add_typer(configcmd.app, name="config")
 app.add_typer(smtp.app, name="smtp")
 app.add_typer(dkim.app, name="dkim")
+app.add_typer(bounces.app, name="bounces")
+app.add_typer(bounces.suppressions, name="suppressions")
 app.command(name="ingest")(articles_cmd.ingest)
 app.add_typer(articles_cmd.app, name="articles")
 app.add_typer(subscribers_cmd.app, name="subscribers")

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
+from newsletter.bounces.mailbox import run_scanner
+from newsletter.bounces.receiver import run_receiver
+from newsletter.bounces.recorder import BounceRecorder
 from newsletter.cli.common import ConfigOption, fail, load, note_if_created, run
 from newsletter.config import Settings, load_settings, warnings
 from newsletter.context import AppContext, open_context
@@ -87,6 +90,18 @@ async def _first(*events: asyncio.Event) -> None:
             waiter.cancel()
 
 
+def bounce_parts(context: AppContext) -> list[Part]:
+    """The bounce receiver (bounces.receive) and the mailbox scanner (bounces.mailbox.host)."""
+    settings = context.settings
+    recorder = BounceRecorder(context)
+    parts: list[Part] = []
+    if settings.bounces.receive:
+        parts.append(lambda stopping: run_receiver(settings, recorder, stopping))
+    if settings.bounces.mailbox.enabled:
+        parts.append(lambda stopping: run_scanner(context, recorder, stopping))
+    return parts
+
+
 def scheduler_part(context: AppContext) -> Part:
     async def run(stopping: asyncio.Event) -> None:
         await run_scheduler(context, stopping)
@@ -112,6 +127,7 @@ async def run_service(
         asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _hangup, reloads, worker)
         if worker:
             parts.append(worker_part(context, reloads, reload))
+        parts += bounce_parts(context)
         if not parts:
             fail("nothing to run: server.web, server.scheduler and server.worker are all false")
         if settings.server.metrics_port:

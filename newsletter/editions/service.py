@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from newsletter.bounces.queries import counts_for_edition
 from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Edition, utcnow
@@ -32,6 +33,8 @@ class EditionReport:
     trigger: str
     total: int
     counts: dict[str, int] = field(default_factory=dict)
+    # Bounces and complaints that came back after the relay accepted a message, by kind.
+    returned: dict[str, int] = field(default_factory=dict)
     pause_reason: str | None = None
     # Sending stopped for a configuration fault (the setting to fix); it goes on once fixed.
     waiting_reason: str | None = None
@@ -78,10 +81,13 @@ async def report(context: AppContext, edition_id: int) -> EditionReport:
             raise NotFound(f"edition {edition_id}")
         conn = await session.connection()
         counts = await conn.run_sync(reports.edition_counts, edition_id)
-    return _report(edition, counts)
+        returned = await counts_for_edition(session, edition_id)
+    return _report(edition, counts, returned)
 
 
-def _report(edition: Edition, counts: dict[str, int]) -> EditionReport:
+def _report(
+    edition: Edition, counts: dict[str, int], returned: dict[str, int] | None = None
+) -> EditionReport:
     return EditionReport(
         id=edition.id,
         newsletter=edition.newsletter_id,
@@ -91,6 +97,7 @@ def _report(edition: Edition, counts: dict[str, int]) -> EditionReport:
         trigger=edition.trigger,
         total=edition.total,
         counts=counts,
+        returned=returned or {},
         pause_reason=edition.pause_reason,
         waiting_reason=edition.waiting_reason,
         created_at=edition.created_at,
