@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,11 +17,14 @@ from newsletter.config import DatabaseConfig
 from newsletter.context import AppContext, open_context
 from newsletter.database.engine import open_database
 from newsletter.database.models import BounceEvent, Delivery, Subscriber
+from newsletter.editions.sending import drain
 from newsletter.personal.verp import BounceTags, TagKind
 from newsletter.states import SubscriberStatus
 from tests.conftest import SettingsFactory
 from tests.support.editions import deliveries
 from tests.support.factories import add_articles, add_subscribers
+from tests.support.postfix_bouncer import BouncingRelay, bouncing_relay
+from tests.support.smtp import FaultyMailbox, SmtpServer, free_port
 
 BOUNCE_DOMAIN = "bounce.londondaily.example"
 CORPUS = Path(__file__).parent / "corpus"
@@ -182,3 +186,52 @@ async def test_a_flood_from_one_client_is_told_to_slow_down(receiving: Receiving
                 codes.append(error.code)
                 break
     assert codes[:50] == [250] * 50 and codes[50] == 421
+
+
+async def test_postfix_s_own_bounce_reaches_the_receiver_and_the_reader(
+    make_settings: SettingsFactory,
+) -> None:
+    """The whole loop with real software: our worker sends through Postfix, Postfix fails the
+    message and mails its DSN to the VERP envelope sender, which it relays to the receiver."""
+    receiver_port = free_port()
+    refusing = FaultyMailbox(rcpt=lambda address, attempt: "550 5.1.1 <" + address + ">: mailbox unavailable")
+    with (
+        SmtpServer(refusing) as dead,
+        bouncing_relay(
+            dead_domain="readers.example",
+            dead_port=dead.port,
+            bounce_domain=BOUNCE_DOMAIN,
+            receiver_port=receiver_port,
+        ) as relay,
+    ):
+        settings = make_settings(
+            smtp={"host": "127.0.0.1", "port": relay.port},
+            bounces={"domain": BOUNCE_DOMAIN, "port": receiver_port},
+        )
+        async with open_context(settings) as context:
+            server = await start_receiver(settings, BounceRecorder(context))
+            try:
+                rows = await _edition_rows(context, 2)
+                await drain(context, editions={rows[0].edition_id})
+                events = await _wait_for_events(context, 2, relay)
+            finally:
+                server.close()
+                await server.wait_closed()
+            statuses = await _statuses(context)
+    assert (
+        sorted((e.kind, e.status, e.matched_by, e.outcome) for e in events)
+        == [("hard", "5.1.1", "verp", "bounced")] * 2
+    )
+    assert {statuses[row.subscriber_id] for row in rows} == {SubscriberStatus.BOUNCED}
+    assert all("mailbox unavailable" in (e.diagnostic or "") for e in events)
+
+
+async def _wait_for_events(context: AppContext, count: int, relay: BouncingRelay) -> list[BounceEvent]:
+    """The bounce events, once `count` have arrived (Postfix works at its own pace)."""
+    for _ in range(600):
+        async with context.db.session() as session:
+            found = list((await session.scalars(select(BounceEvent))).all())
+        if len(found) >= count:
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} bounces never arrived; Postfix said:\n{relay.log[-3000:]}")
