@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from pathlib import Path
 from typing import Literal
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 from pydantic import Field, SecretStr, field_validator, model_validator
 
 from newsletter.config.sections import Section
@@ -78,6 +83,58 @@ class WebhooksConfig(Section):
         except re.error as exc:
             raise ValueError(f"not a regular expression: {exc}") from None
         return value
+
+    @field_validator("ses_topic_arns")
+    @classmethod
+    def _topics(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not arn.startswith("arn:") or arn.count(":") < 5:
+                raise ValueError(f"not an SNS topic ARN: {arn!r}")
+        return value
+
+    @field_validator("sendgrid_public_key")
+    @classmethod
+    def _sendgrid_key(cls, value: str) -> str:
+        value = "".join(value.split())
+        if value:
+            _sendgrid_key(value)
+        return value
+
+    @model_validator(mode="after")
+    def _postmark_pair(self) -> WebhooksConfig:
+        if bool(self.postmark_username) != bool(self.postmark_password.get_secret_value()):
+            raise ValueError("postmark_username and postmark_password: set both, or neither")
+        return self
+
+    @property
+    def ses_enabled(self) -> bool:
+        return bool(self.ses_topic_arns)
+
+    @property
+    def postmark_enabled(self) -> bool:
+        return bool(self.postmark_username)
+
+    @property
+    def sendgrid_enabled(self) -> bool:
+        return bool(self.sendgrid_public_key)
+
+    @property
+    def mailgun_enabled(self) -> bool:
+        return bool(self.mailgun_signing_key.get_secret_value())
+
+    def sendgrid_verification_key(self) -> ec.EllipticCurvePublicKey:
+        return _sendgrid_key(self.sendgrid_public_key)
+
+
+def _sendgrid_key(value: str) -> ec.EllipticCurvePublicKey:
+    """SendGrid's verification key as its settings page shows it: base64 DER, ECDSA P-256."""
+    try:
+        key = serialization.load_der_public_key(base64.b64decode(value, validate=True))
+    except (ValueError, binascii.Error, UnsupportedAlgorithm):
+        raise ValueError("sendgrid_public_key: not a base64 DER public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("sendgrid_public_key: not an ECDSA P-256 key")
+    return key
 
 
 class BouncesConfig(Section):

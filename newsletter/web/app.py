@@ -18,9 +18,8 @@ from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import get_logger
-from newsletter.web import api_articles, api_editions, api_subscribers, docs, errors, health, pages
+from newsletter.web import api_articles, api_editions, api_subscribers, docs, errors, health, pages, webhooks
 from newsletter.web.auth import AdminDep
-from newsletter.web.limits import BodySizeLimit
 from newsletter.web.pages import Pages
 
 log = get_logger(__name__)
@@ -65,7 +64,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     if context is not None:
         app.state.context = context
     app.add_middleware(
-        BodySizeLimit,
+        webhooks.BodyLimits,  # BodySizeLimit, with the API's limit for /webhooks/
         max_bytes=settings.server.max_body_bytes,
         max_api_bytes=settings.server.max_api_body_bytes,
     )
@@ -73,6 +72,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     _add_error_handlers(app)
     app.include_router(health.router, responses=COMMON_RESPONSES)
     app.include_router(pages.router)
+    app.include_router(webhooks.router, responses={413: COMMON_RESPONSES[413]})
     for router in (api_articles.router, api_subscribers.router, api_editions.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app
