@@ -1,6 +1,8 @@
--- wrk script for bench/signup.py: `wrk -s bench/load.lua URL -- MODE RUN`.
+-- wrk script for bench/signup.py and bench/bounces.py: `wrk -s bench/load.lua URL -- MODE RUN [READERS AUTH]`.
 -- MODE "subscribe": every request is POST /subscribe with a JSON body naming a new address
--- (RUN, the thread's number and a counter make it unique); MODE "healthz": GET /healthz.
+-- (RUN, the thread's number and a counter make it unique); MODE "healthz": GET /healthz;
+-- MODE "postmark": POST /webhooks/postmark, a soft bounce of reader<n>@readers.example (n cycling
+-- through 1..READERS) with a new event ID each time, and AUTH as its Authorization header.
 -- At the end, one line "WRK_JSON {...}" with the figures the harness reads.
 
 local threads = {}
@@ -13,6 +15,8 @@ end
 function init(args)
   mode = args[1] or "healthz"
   run = args[2] or "run"
+  readers = tonumber(args[3] or "1")
+  auth = args[4] or ""
   counter = 0
 end
 
@@ -24,6 +28,18 @@ function request()
       run, thread_number, counter
     )
     return wrk.format("POST", "/subscribe", { ["Content-Type"] = "application/json" }, body)
+  end
+  if mode == "postmark" then
+    counter = counter + 1
+    local reader = ((thread_number * 7919 + counter) % readers) + 1
+    local body = string.format(
+      '{"RecordType": "Bounce", "ID": %d%06d, "Type": "SoftBounce", "TypeCode": 4096, '
+        .. '"Email": "reader%d@readers.example", "Details": "smtp;452 4.2.2 mailbox full", '
+        .. '"BouncedAt": "2026-12-07T10:00:00Z"}',
+      thread_number, counter, reader
+    )
+    local headers = { ["Content-Type"] = "application/json", ["Authorization"] = auth }
+    return wrk.format("POST", "/webhooks/postmark", headers, body)
   end
   return wrk.format("GET", "/healthz")
 end

@@ -88,10 +88,10 @@ def _measure(db: Scratch, wrk: str, window: int, *, warm: bool) -> list[Figure]:
     try:
         _wait_until_healthy(port, server)
         if warm:
-            _load(wrk, port, "subscribe", 2)
-            _load(wrk, port, "healthz", 2)
-        health = _load(wrk, port, "healthz", window)
-        signup = _load(wrk, port, "subscribe", window)
+            load(wrk, port, "subscribe", 2)
+            load(wrk, port, "healthz", 2)
+        health = load(wrk, port, "healthz", window)
+        signup = load(wrk, port, "subscribe", window)
     finally:
         stopped = server.stop()
     if stopped.returncode != 0:
@@ -107,9 +107,10 @@ def _wait_until_healthy(port: int, server: processes.Running) -> None:
             raise RuntimeError(f"/healthz answered {answer.status}")
 
 
-def _load(wrk: str, port: int, mode: str, seconds: int) -> Load:
+def load(wrk: str, port: int, mode: str, seconds: int, *more: str) -> Load:
+    """wrk with bench/load.lua in `mode` (`more`: the mode's own arguments) for `seconds`."""
     command = [wrk, f"-t{THREADS}", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "--timeout", TIMEOUT]
-    command += ["-s", str(SCRIPT), f"http://127.0.0.1:{port}", "--", mode, uuid.uuid4().hex[:8]]
+    command += ["-s", str(SCRIPT), f"http://127.0.0.1:{port}", "--", mode, uuid.uuid4().hex[:8], *more]
     done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:

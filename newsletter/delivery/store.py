@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Select, Table, delete, insert, select, update
+from sqlalchemy import Connection, Select, Table, Update, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, Subscription, utcnow
@@ -36,6 +36,45 @@ EVENTS = cast(Table, Event.__table__)
 BOUNCE_EVENT = "bounce"
 
 _RECIPIENTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status, SUBSCRIBERS.c.token_nonce)
+
+# Built once: a statement built per call (and its cache key) cost as much as running it, and a
+# bounce storm runs these once per bounce.
+_INSERT_EVENT = insert(EVENTS)
+_COUNT_BOUNCE = (
+    update(SUBSCRIBERS)
+    .where(SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(hard_bounces=SUBSCRIBERS.c.hard_bounces + 1, updated_at=bindparam("now"))
+)
+_ACTIVE_COUNTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.hard_bounces).where(
+    SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)), SUBSCRIBERS.c.status == SubscriberStatus.ACTIVE
+)
+_MARK_BOUNCED = (
+    update(SUBSCRIBERS)
+    .where(SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)))
+    .values(status=SubscriberStatus.BOUNCED, updated_at=bindparam("now"))
+)
+
+
+def _skip(table: Table) -> Update:
+    c = table.c
+    return (
+        update(table)
+        .where(c.subscriber_id == bindparam("reader"), c.status.in_(PENDING))
+        .values(status=DeliveryStatus.SKIPPED, last_reply=bindparam("reason"), updated_at=bindparam("now"))
+    )
+
+
+_SKIP_ALL = _skip(DELIVERIES)
+_SKIP_MESSAGES = _skip(MESSAGES)
+_SKIP_NEWSLETTER = _skip(DELIVERIES).where(
+    DELIVERIES.c.edition_id.in_(
+        select(EDITIONS.c.id).where(EDITIONS.c.newsletter_id == bindparam("newsletter")).scalar_subquery()
+    )
+)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
@@ -165,7 +204,7 @@ class LedgerStore:
         if not bounces:
             return {}
         conn.execute(
-            insert(EVENTS),
+            _INSERT_EVENT,
             [
                 {
                     "at": now,
@@ -178,27 +217,14 @@ class LedgerStore:
             ],
         )
         ids = sorted({b.subscriber_id for b in bounces})
-        conn.execute(
-            update(SUBSCRIBERS)
-            .where(SUBSCRIBERS.c.id.in_(ids))
-            .values(hard_bounces=SUBSCRIBERS.c.hard_bounces + 1, updated_at=now)
-        )
-        counts = conn.execute(
-            select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.hard_bounces).where(
-                SUBSCRIBERS.c.id.in_(ids), SUBSCRIBERS.c.status == SubscriberStatus.ACTIVE
-            )
-        )
-        return {row.id: row.hard_bounces for row in counts}
+        conn.execute(_COUNT_BOUNCE, {"ids": ids, "now": now})
+        return {row.id: row.hard_bounces for row in conn.execute(_ACTIVE_COUNTS, {"ids": ids})}
 
     def mark_bounced(self, conn: Connection, subscriber_ids: Sequence[int], *, now: datetime) -> None:
         """Readers mailed no more: bounced, and what was still queued for them skipped."""
         if not subscriber_ids:
             return
-        conn.execute(
-            update(SUBSCRIBERS)
-            .where(SUBSCRIBERS.c.id.in_(list(subscriber_ids)))
-            .values(status=SubscriberStatus.BOUNCED, updated_at=now)
-        )
+        conn.execute(_MARK_BOUNCED, {"ids": list(subscriber_ids), "now": now})
         for subscriber_id in subscriber_ids:
             self.skip_for(conn, subscriber_id, None, reason=SubscriberStatus.BOUNCED, now=now)
 
@@ -245,23 +271,11 @@ class LedgerStore:
     ) -> int:
         """A reader's not-yet-sent deliveries (of one newsletter, or all, confirmations
         included) are skipped. Rows already leased are caught by the worker's re-check."""
-        c = DELIVERIES.c
-        query = (
-            update(DELIVERIES)
-            .where(c.subscriber_id == subscriber_id, c.status.in_(PENDING))
-            .values(status=DeliveryStatus.SKIPPED, last_reply=reason, updated_at=now)
-        )
+        values = {"reader": subscriber_id, "newsletter": newsletter_id, "reason": reason, "now": now}
         if newsletter_id is not None:
-            editions = select(EDITIONS.c.id).where(EDITIONS.c.newsletter_id == newsletter_id)
-            query = query.where(c.edition_id.in_(editions.scalar_subquery()))
-        skipped = int(getattr(conn.execute(query), "rowcount", 0) or 0)
-        if newsletter_id is None:
-            m = MESSAGES.c
-            conn.execute(
-                update(MESSAGES)
-                .where(m.subscriber_id == subscriber_id, m.status.in_(PENDING))
-                .values(status=DeliveryStatus.SKIPPED, last_reply=reason, updated_at=now)
-            )
+            return _rowcount(conn.execute(_SKIP_NEWSLETTER, values))
+        skipped = _rowcount(conn.execute(_SKIP_ALL, values))
+        conn.execute(_SKIP_MESSAGES, values)
         return skipped
 
     def requeue_unanswered(self, conn: Connection, edition_id: int, *, now: datetime) -> int:

@@ -13,10 +13,10 @@ from sqlalchemy import Connection
 from newsletter.config import DatabaseConfig, DeliveryConfig
 from newsletter.database.engine import Database
 from newsletter.database.models import utcnow
+from newsletter.database.writer import LedgerWriter
 from newsletter.delivery.decisions import becomes_bounced
 from newsletter.delivery.store import LEDGER
 from newsletter.delivery.work import Result, WorkItem, WorkKind
-from newsletter.delivery.writer import LedgerWriter
 from newsletter.logs import get_logger
 
 log = get_logger(__name__)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.dml import Insert
 
 from newsletter.database.models import Suppression, utcnow
 from newsletter.database.upsert import insert_for
@@ -31,6 +32,19 @@ class SuppressionEntry:
     created_at: datetime
 
 
+def suppression_insert(dialect: str, key: str, reason: SuppressionReason, now: datetime) -> Insert:
+    """Add `key` (a normalised, lower-case address) to the list: new, or replacing an erasure's
+    hash-only entry with a stronger reason and the address; any other entry is kept as it is.
+    RETURNING the hash when something was written."""
+    values = {"email_hash": email_hash(key), "reason": reason.value, "email": key, "created_at": now}
+    statement = insert_for(dialect, Suppression).values(values)
+    return statement.on_conflict_do_update(
+        index_elements=["email_hash"],
+        set_={"reason": statement.excluded.reason, "email": statement.excluded.email},
+        where=Suppression.reason == SuppressionReason.ERASED.value,
+    ).returning(Suppression.email_hash)
+
+
 async def suppress(
     db: AsyncSession | AsyncConnection,
     address: str,
@@ -38,23 +52,10 @@ async def suppress(
     *,
     now: datetime | None = None,
 ) -> bool:
-    """Add `address` (normalised, lower-case key) to the list; True when it was not there."""
-    key = address.lower()
-    values = {
-        "email_hash": email_hash(key),
-        "reason": reason.value,
-        "email": key,
-        "created_at": now or utcnow(),
-    }
+    """Add `address` to the list; True when it was not there (or only as an erasure)."""
     conn = await db.connection() if isinstance(db, AsyncSession) else db
-    statement = insert_for(conn.dialect.name, Suppression).values(values)
     result = await conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["email_hash"],
-            # A stronger reason replaces "erased"; the address is kept once it is known again.
-            set_={"reason": statement.excluded.reason, "email": statement.excluded.email},
-            where=Suppression.reason == SuppressionReason.ERASED.value,
-        ).returning(Suppression.email_hash)
+        suppression_insert(conn.dialect.name, address.lower(), reason, now or utcnow())
     )
     return result.first() is not None
 

@@ -13,7 +13,6 @@ from sqlalchemy import func, select
 
 from newsletter.bounces.receiver import RateWindow, start_receiver
 from newsletter.bounces.recorder import BounceRecorder
-from newsletter.config import DatabaseConfig
 from newsletter.context import AppContext, open_context
 from newsletter.database.engine import open_database
 from newsletter.database.models import BounceEvent, Delivery, Subscriber
@@ -152,9 +151,11 @@ async def test_a_malformed_message_is_recorded_as_unmatched(receiving: Receiving
 async def test_a_database_that_is_down_gets_451_so_the_sender_keeps_the_report(
     make_settings: SettingsFactory,
 ) -> None:
-    settings = make_settings(bounces={"domain": BOUNCE_DOMAIN, "port": 0})
-    unreachable = open_database(DatabaseConfig(url="postgresql+psycopg://postgres@127.0.0.1:1/test"))
-    server = await start_receiver(settings, BounceRecorder(AppContext(settings, unreachable)))
+    down = "postgresql+psycopg://postgres@127.0.0.1:1/test"  # nothing listens on port 1
+    settings = make_settings(database={"url": down}, bounces={"domain": BOUNCE_DOMAIN, "port": 0})
+    unreachable = open_database(settings.database)
+    recorder = BounceRecorder(AppContext(settings, unreachable))
+    server = await start_receiver(settings, recorder)
     try:
         address = BounceTags(settings).return_path(TagKind.DELIVERY, 1)
         with pytest.raises(aiosmtplib.SMTPResponseException) as caught:
@@ -163,6 +164,7 @@ async def test_a_database_that_is_down_gets_451_so_the_sender_keeps_the_report(
     finally:
         server.close()
         await server.wait_closed()
+        await recorder.close()
         await unreachable.dispose()
 
 

@@ -22,7 +22,7 @@ from newsletter.delivery.smtp.errors import SmtpConnectionLost, SmtpTimeout
 from newsletter.delivery.smtp.protocol import Replies
 from newsletter.delivery.store import LEDGER
 from newsletter.delivery.work import Action, Result, WorkKind
-from newsletter.delivery.writer import LedgerWriter
+from newsletter.database.writer import LedgerWriter
 from newsletter.personal.recipients import PersonalMail, make_message_id
 from newsletter.personal.tokens import LinkOwner, Purpose, TokenSigner
 from tests.support.editions import EditionFactory

@@ -1,4 +1,5 @@
-"""The worker's ledger thread: one synchronous connection, one thread hop per group of outcomes.
+"""A ledger thread: one synchronous connection, one thread hop per transaction (the delivery
+worker's outcomes, the bounce recorder's reports).
 
 Through the async driver a small transaction costs several event-loop round trips (on SQLite,
 about 2 ms); here it costs one hop and the statements themselves (about 0.1 ms). At one SMTP
