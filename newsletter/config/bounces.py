@@ -45,6 +45,22 @@ class MailboxConfig(Section):
     max_message_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     batch_size: int = Field(default=100, ge=1, le=10_000)
 
+    @field_validator("folder", "processed_folder")
+    @classmethod
+    def _folder(cls, value: str) -> str:
+        # Sent as an IMAP quoted string: printable ASCII (modified UTF-7 names are not written for you).
+        if any(not " " <= c <= "~" for c in value):
+            raise ValueError("an IMAP folder name of printable ASCII characters")
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> MailboxConfig:
+        if self.enabled and not self.username:
+            raise ValueError("username: the mailbox's login is needed with a host")
+        if self.protocol == "pop3" and (self.processed_folder or self.folder != "INBOX"):
+            raise ValueError("folder, processed_folder: POP3 reads one mailbox and deletes what it handled")
+        return self
+
     @property
     def enabled(self) -> bool:
         return bool(self.host)

@@ -37,6 +37,8 @@ PROGRAMS = (
     DOVECOT,
     *(Path("/usr/lib/dovecot") / name for name in ("imap", "pop3", "lmtp")),
 )
+DOVECOT_PACKAGES = PACKAGES[1:]
+DOVECOT_PROGRAMS = PROGRAMS[2:]
 DOMAIN = "readers.example"  # tests.support.factories.add_subscribers' default
 FAILED_LOGIN = re.compile(r"SASL \S+ authentication failed")
 START_SECONDS = 30
@@ -55,6 +57,16 @@ def require_mail_software() -> None:
     missing = [str(program) for program in PROGRAMS if not program.exists()]
     if missing:
         pytest.skip(f"Postfix and Dovecot tests need Debian's mail software ({install}); missing {missing}")
+
+
+def require_dovecot() -> None:
+    """Skip the test unless it can run Dovecot alone: root, and Debian's IMAP and POP3 servers."""
+    install = f"apt-get install {' '.join(DOVECOT_PACKAGES)}"
+    if os.geteuid() != 0:
+        pytest.skip(f"Dovecot tests run as root (as in CI), with Debian's: {install}")
+    missing = [str(program) for program in DOVECOT_PROGRAMS if not program.exists()]
+    if missing:
+        pytest.skip(f"Dovecot tests need Debian's Dovecot ({install}; make system-deps); missing {missing}")
 
 
 def wait_for(check: Callable[[], T | None], what: str, *, seconds: float = START_SECONDS) -> T:
@@ -150,6 +162,35 @@ class Dovecot:
     def messages(self, address: str) -> list[EmailMessage]:
         """What Dovecot delivered to `address`."""
         return read_maildir(self.maildir(address))
+
+    def folder(self, address: str, folder: str = "INBOX") -> Path:
+        """A folder's Maildir (Maildir++: INBOX at the top, "Processed" in `.Processed`)."""
+        maildir = self.maildir(address)
+        return maildir if folder.upper() == "INBOX" else maildir / f".{folder}"
+
+    def drop(self, address: str, raw: bytes, *, folder: str = "INBOX") -> Path:
+        """Put `raw` into a user's folder as a delivery agent does (written in tmp/, then renamed
+        into new/), the Maildir made first if the user never had mail; returns its path."""
+        mail = pwd.getpwnam("mail")
+        target = self.folder(address, folder)
+        for path in (*reversed(target.relative_to(self.root).parents[:-1]), target.relative_to(self.root)):
+            if path.parts[0] == "mail":
+                made = self.root / path
+                made.mkdir(exist_ok=True)
+                os.chown(made, mail.pw_uid, mail.pw_gid)
+        for sub in ("tmp", "new", "cur"):
+            (target / sub).mkdir(exist_ok=True)
+            os.chown(target / sub, mail.pw_uid, mail.pw_gid)
+        name = f"{time.time_ns()}.P{os.getpid()}Q{next(_MARKS)}.newsletter-test"
+        written = target / "tmp" / name
+        written.write_bytes(raw)
+        os.chown(written, mail.pw_uid, mail.pw_gid)
+        return written.rename(target / "new" / name)
+
+    def stored(self, address: str, folder: str = "INBOX") -> list[bytes]:
+        """The messages in a user's folder (new and seen) as bytes, oldest name first."""
+        target = self.folder(address, folder)
+        return [path.read_bytes() for path in sorted([*target.glob("new/*"), *target.glob("cur/*")])]
 
     def mailboxes(self) -> set[str]:
         """The addresses Dovecot delivered anything to."""
@@ -392,6 +433,21 @@ def mail_system(users: dict[str, str], *, domain: str = DOMAIN) -> Iterator[Mail
         dovecot = Dovecot(root / "dovecot", tls, users, domain)
         with dovecot, Postfix(root / "postfix", tls, dovecot) as postfix:
             yield MailSystem(tls, dovecot, postfix)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@contextmanager
+def dovecot_alone(users: dict[str, str], *, domain: str = DOMAIN) -> Iterator[Dovecot]:
+    """A new CA and Dovecot (IMAP and POP3, plain with STARTTLS and over TLS) in a throwaway
+    folder, without Postfix; `dovecot.tls.ca` is the CA a client trusts. Stopped and removed after."""
+    require_dovecot()
+    root = Path(tempfile.mkdtemp(prefix="mta-"))  # short and reachable by Dovecot's users, as above
+    try:
+        root.chmod(0o755)
+        tls = make_certificates(root / "tls")
+        with Dovecot(root / "dovecot", tls, users, domain) as dovecot:
+            yield dovecot
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
