@@ -30,7 +30,7 @@ async def bounces(
     since: Annotated[datetime | None, Query(description="ISO time; only what came since")] = None,
     type: Annotated[str | None, Query(description="hard, soft, complaint or unknown")] = None,  # noqa: A002
     source: Annotated[str | None, Query(description="receiver, mailbox, ses, postmark, …")] = None,
-    edition: Annotated[int | None, Query(ge=1)] = None,
+    edition: Annotated[int | None, Query(ge=1, le=2**31 - 1)] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> dict[str, Any]:
@@ -69,7 +69,21 @@ async def suppressions(
     return {"items": items, "limit": limit, "offset": offset}
 
 
-@router.post("/suppressions", status_code=201)
+_SUPPRESS_BODY = {
+    "type": "object",
+    "required": ["email"],
+    "properties": {"email": {"type": "string", "description": "the address never to mail again"}},
+}
+
+
+@router.post(
+    "/suppressions",
+    status_code=201,
+    responses={422: {"description": "no usable address; `field` names what is wrong"}},
+    openapi_extra={
+        "requestBody": {"required": True, "content": {"application/json": {"schema": _SUPPRESS_BODY}}}
+    },
+)
 async def suppress(request: Request, session: SessionDep, settings: SettingsDep) -> dict[str, Any]:
     """{"email": …}: never mail it again; a subscriber who has it is unsubscribed at once."""
     payload = decode_json(await request.body())

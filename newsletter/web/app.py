@@ -18,8 +18,19 @@ from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.errors import DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import get_logger
-from newsletter.web import api_articles, api_editions, api_subscribers, docs, errors, health, pages, webhooks
+from newsletter.web import (
+    api_articles,
+    api_bounces,
+    api_editions,
+    api_subscribers,
+    docs,
+    errors,
+    health,
+    pages,
+    webhooks,
+)
 from newsletter.web.auth import AdminDep
+from newsletter.web.limits import BodySizeLimit
 from newsletter.web.pages import Pages
 
 log = get_logger(__name__)
@@ -64,7 +75,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     if context is not None:
         app.state.context = context
     app.add_middleware(
-        webhooks.BodyLimits,  # BodySizeLimit, with the API's limit for /webhooks/
+        BodySizeLimit,
         max_bytes=settings.server.max_body_bytes,
         max_api_bytes=settings.server.max_api_body_bytes,
     )
@@ -73,7 +84,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     app.include_router(health.router, responses=COMMON_RESPONSES)
     app.include_router(pages.router)
     app.include_router(webhooks.router, responses={413: COMMON_RESPONSES[413]})
-    for router in (api_articles.router, api_subscribers.router, api_editions.router):
+    for router in (api_articles.router, api_subscribers.router, api_editions.router, api_bounces.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app
 

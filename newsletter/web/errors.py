@@ -13,6 +13,7 @@ from jinja2 import TemplateError
 from starlette.exceptions import HTTPException
 
 from newsletter.logs import get_logger
+from newsletter.web.limits import PROGRAM_PREFIXES
 from newsletter.web.pages import Pages
 from newsletter.web.security import SECURITY_HEADERS
 
@@ -20,7 +21,6 @@ log = get_logger(__name__)
 # Seconds a client is asked to wait when the database is busy or unreachable.
 DATABASE_RETRY_AFTER = 5
 # Where the clients are programs: their errors stay JSON whatever they accept.
-API_PREFIX = "/api/"
 API_PATHS = frozenset({"/metrics", "/healthz"})
 
 # What a reader is told; an exception's own detail is for programs (and may say too much).
@@ -44,7 +44,7 @@ FALLBACK_PAGE = (
 def wants_json(request: Request) -> bool:
     """Programs: the API, metrics and health paths, and requests that ask for or send JSON."""
     path = request.url.path
-    if path.startswith(API_PREFIX) or path in API_PATHS:
+    if path.startswith(PROGRAM_PREFIXES) or path in API_PATHS:
         return True
     accept = request.headers.get("accept", "").lower()
     sent = request.headers.get("content-type", "").lower()

@@ -17,8 +17,12 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, f"request body over {max_bytes} bytes")
 
 
+PROGRAM_PREFIXES = ("/api/", "/webhooks/")
+
+
 class BodySizeLimit:
-    """`max_bytes` for the public pages; the authenticated admin API (`/api/`) may send more."""
+    """`max_bytes` for the public pages; the authenticated admin API (`/api/`) and the providers'
+    webhooks (`/webhooks/`: batches of events, each request authenticated) may send more."""
 
     def __init__(self, app: ASGIApp, max_bytes: int, max_api_bytes: int | None = None) -> None:
         self.app = app
@@ -29,7 +33,7 @@ class BodySizeLimit:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.api_limit if scope["path"].startswith("/api/") else self.page_limit
+        limit = self.api_limit if scope["path"].startswith(PROGRAM_PREFIXES) else self.page_limit
         await _Limited(self.app, limit)(scope, receive, send)
 
 

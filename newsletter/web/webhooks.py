@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from newsletter.bounces.incoming import BounceSource, Incoming
 from newsletter.bounces.recorder import BounceRecorder
@@ -28,7 +27,6 @@ from newsletter.errors import InvalidInput
 from newsletter.logs import get_logger
 from newsletter.web.bodies import decode_json
 from newsletter.web.deps import context_of
-from newsletter.web.limits import BodySizeLimit
 from newsletter.web.security import SECURITY_HEADERS
 
 log = get_logger(__name__)
@@ -67,19 +65,6 @@ async def get_webhooks(request: Request) -> Webhooks:
 
 
 WebhooksDep = Annotated[Webhooks, Depends(get_webhooks)]
-
-
-class BodyLimits:
-    """Bodies for /webhooks/ may be as large as the admin API's (a provider batches its events,
-    and authenticates); every other path keeps BodySizeLimit's own rule."""
-
-    def __init__(self, app: ASGIApp, max_bytes: int, max_api_bytes: int) -> None:
-        self.others = BodySizeLimit(app, max_bytes, max_api_bytes)
-        self.webhooks = BodySizeLimit(app, max_api_bytes)
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limited = self.webhooks if str(scope.get("path", "")).startswith(PREFIX + "/") else self.others
-        await limited(scope, receive, send)
 
 
 @router.post("/ses", summary="Amazon SES bounce and complaint notifications, through an SNS topic")
