@@ -141,12 +141,12 @@ def _insert_event(conn: Connection, incoming: Incoming, match: Match | None, now
         "delivery_id": match.delivery_id if match else None,
         "message_id": match.message_id if match else None,
     }
-    event_id: int | None = conn.execute(_insert_once(conn.dialect.name), values).scalar()
+    event_id: int | None = conn.scalar(_insert_once(conn.dialect.name), values)
     return event_id
 
 
 @functools.cache
-def _insert_once(dialect: str) -> ReturningInsert[tuple[int]]:
+def _insert_once(dialect: str) -> ReturningInsert[int]:
     """INSERT … ON CONFLICT (event_key) DO NOTHING RETURNING id: None for a report seen before."""
     statement = insert_for(dialect, BOUNCE_EVENTS).on_conflict_do_nothing(index_elements=["event_key"])
     return statement.returning(BOUNCE_EVENTS.c.id)

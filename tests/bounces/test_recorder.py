@@ -18,7 +18,7 @@ from newsletter.personal.verp import BounceTags, TagKind
 from newsletter.states import SubscriberStatus
 from newsletter.subscriptions.addresses import email_hash
 from tests.conftest import SettingsFactory
-from tests.support.editions import deliveries
+from tests.support.editions import EditionFactory, deliveries
 
 BOUNCE_DOMAIN = "bounce.londondaily.example"
 
@@ -47,8 +47,8 @@ async def _delivery(context: AppContext, delivery_id: int) -> Delivery:
 
 
 async def test_a_hard_bounce_by_verp_marks_the_reader_and_the_row_once(
-    context: AppContext, edition_for
-) -> None:  # type: ignore[no-untyped-def]
+    context: AppContext, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(3)
     first, second, _ = await deliveries(context, edition.id)
     address = BounceTags(context.settings).return_path(TagKind.DELIVERY, first.id)
@@ -76,7 +76,9 @@ async def test_a_hard_bounce_by_verp_marks_the_reader_and_the_row_once(
     ]
 
 
-async def test_soft_bounces_count_only_within_the_window(context: AppContext, edition_for) -> None:  # type: ignore[no-untyped-def]
+async def test_soft_bounces_count_only_within_the_window(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(2)
     row, other = await deliveries(context, edition.id)
     tag = BounceTags(context.settings).tag(TagKind.DELIVERY, row.id)
@@ -92,7 +94,9 @@ async def test_soft_bounces_count_only_within_the_window(context: AppContext, ed
     assert (await _subscriber(context, other.subscriber_id)).status == SubscriberStatus.ACTIVE
 
 
-async def test_a_complaint_unsubscribes_and_suppresses(context: AppContext, edition_for) -> None:  # type: ignore[no-untyped-def]
+async def test_a_complaint_unsubscribes_and_suppresses(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(1)
     [row] = await deliveries(context, edition.id)
     message_id = MessageIds(context.settings).digest(edition.id, row.subscriber_id)
@@ -111,8 +115,8 @@ async def test_a_complaint_unsubscribes_and_suppresses(context: AppContext, edit
 
 
 async def test_a_forged_tag_or_message_id_or_a_bare_address_changes_nothing(
-    context: AppContext, edition_for
-) -> None:  # type: ignore[no-untyped-def]
+    context: AppContext, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(1)
     [row] = await deliveries(context, edition.id)
     tags = BounceTags(context.settings)
@@ -133,7 +137,9 @@ async def test_a_forged_tag_or_message_id_or_a_bare_address_changes_nothing(
     assert (await _delivery(context, row.id)).bounce is None
 
 
-async def test_a_providers_authenticated_address_names_the_reader(context: AppContext, edition_for) -> None:  # type: ignore[no-untyped-def]
+async def test_a_providers_authenticated_address_names_the_reader(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(1)
     [row] = await deliveries(context, edition.id)
     report = BounceReport(BounceKind.HARD, recipient="READER1@readers.example")
@@ -145,7 +151,9 @@ async def test_a_providers_authenticated_address_names_the_reader(context: AppCo
     assert (await _subscriber(context, row.subscriber_id)).status == SubscriberStatus.BOUNCED
 
 
-async def test_auto_replies_and_delay_warnings_are_not_recorded(context: AppContext, edition_for) -> None:  # type: ignore[no-untyped-def]
+async def test_auto_replies_and_delay_warnings_are_not_recorded(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
     edition = await edition_for(1)
     [row] = await deliveries(context, edition.id)
     tag = BounceTags(context.settings).tag(TagKind.DELIVERY, row.id)

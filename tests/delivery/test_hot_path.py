@@ -17,12 +17,12 @@ from sqlalchemy import select
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, utcnow
+from newsletter.database.writer import LedgerWriter
 from newsletter.delivery.queues import _parameters
 from newsletter.delivery.smtp.errors import SmtpConnectionLost, SmtpTimeout
 from newsletter.delivery.smtp.protocol import Replies
 from newsletter.delivery.store import LEDGER
 from newsletter.delivery.work import Action, Result, WorkKind
-from newsletter.database.writer import LedgerWriter
 from newsletter.personal.recipients import PersonalMail, make_message_id
 from newsletter.personal.tokens import LinkOwner, Purpose, TokenSigner
 from tests.support.editions import EditionFactory
