@@ -42,7 +42,7 @@ from newsletter.personal.verp import BounceTags, TagKind
 CASE = "bounces"
 AIM = 500
 DOMAIN = "bounce.londondaily.example"
-CONNECTIONS = 8
+CONNECTIONS = int(__import__("os").environ.get("BENCH_CONNECTIONS", "8"))
 POSTMARK_USER, POSTMARK_PASSWORD = "postmark", "bench-postmark-password"
 Addressed = list[tuple[str, bytes]]
 

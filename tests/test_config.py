@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from newsletter.config import ConfigError, load_settings, mask_secrets
 
@@ -109,11 +110,16 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     example = Path(__file__).parents[1] / "config.example.toml"
     settings = load_settings(example)
     text = example.read_text()
-    for section, model in settings:
-        if isinstance(model, list):
-            continue
+    tables = [(section, model) for section, model in settings if not isinstance(model, list)]
+    while tables:
+        section, model = tables.pop()
         for key, info in type(model).model_fields.items():
             name = info.alias or key
+            value = getattr(model, key)
+            if isinstance(value, BaseModel):  # a table of its own: [bounces.mailbox]
+                assert f"[{section}.{name}]" in text, f"[{section}.{name}] undocumented"
+                tables.append((f"{section}.{name}", value))
+                continue
             assert f"{name} =" in text or f"# {name} =" in text, f"{section}.{name} undocumented"
 
 

@@ -1,6 +1,6 @@
 """Which delivery a bounce is about: its VERP tag, else the X-Newsletter-Delivery header, else
 one of our Message-IDs, else (only for a provider's authenticated report) its address.
-Statements built once: a bounce storm runs them once per bounce."""
+Statements compiled once: a bounce storm runs them once per bounce."""
 
 from __future__ import annotations
 
@@ -10,18 +10,21 @@ from enum import StrEnum
 from sqlalchemy import Connection, bindparam, select
 
 from newsletter.bounces.incoming import Incoming
+from newsletter.database.compiled import Compiled
 from newsletter.delivery.store import DELIVERIES, MESSAGES, SUBSCRIBERS
 from newsletter.personal.recipients import MessageIds
 from newsletter.personal.verp import BounceTag, BounceTags, TagKind
 
-_DELIVERY = select(DELIVERIES.c.edition_id, DELIVERIES.c.subscriber_id).where(
-    DELIVERIES.c.id == bindparam("id")
+_DELIVERY = Compiled(
+    select(DELIVERIES.c.edition_id, DELIVERIES.c.subscriber_id).where(DELIVERIES.c.id == bindparam("b_id"))
 )
-_DELIVERY_OF = select(DELIVERIES.c.id, DELIVERIES.c.edition_id, DELIVERIES.c.subscriber_id).where(
-    DELIVERIES.c.edition_id == bindparam("edition"), DELIVERIES.c.subscriber_id == bindparam("reader")
+_DELIVERY_OF = Compiled(
+    select(DELIVERIES.c.id, DELIVERIES.c.edition_id, DELIVERIES.c.subscriber_id).where(
+        DELIVERIES.c.edition_id == bindparam("b_edition"), DELIVERIES.c.subscriber_id == bindparam("b_reader")
+    )
 )
-_MESSAGE = select(MESSAGES.c.subscriber_id).where(MESSAGES.c.id == bindparam("id"))
-_BY_ADDRESS = select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.email_key == bindparam("key"))
+_MESSAGE = Compiled(select(MESSAGES.c.subscriber_id).where(MESSAGES.c.id == bindparam("b_id")))
+_BY_ADDRESS = Compiled(select(SUBSCRIBERS.c.id).where(SUBSCRIBERS.c.email_key == bindparam("b_key")))
 
 
 class MatchedBy(StrEnum):
@@ -75,12 +78,11 @@ class Matcher:
         if parts is None:
             return None
         if parts[0] == "e" and len(parts) == 3 and parts[1].isdigit() and parts[2].isdigit():
-            row = conn.execute(
-                _DELIVERY_OF, {"edition": int(parts[1]), "reader": int(parts[2])}
-            ).one_or_none()
+            row = _DELIVERY_OF.execute(conn, {"b_edition": int(parts[1]), "b_reader": int(parts[2])}).first()
             if row is None:
                 return None
-            return Match(MatchedBy.MESSAGE_ID, row.subscriber_id, row.edition_id, delivery_id=row.id)
+            delivery_id, edition_id, subscriber_id = row
+            return Match(MatchedBy.MESSAGE_ID, subscriber_id, edition_id, delivery_id=delivery_id)
         if parts[0] == "c" and len(parts) == 2 and parts[1].isdigit():
             return _row_of(conn, BounceTag(TagKind.MESSAGE, int(parts[1])), MatchedBy.MESSAGE_ID)
         return None
@@ -88,16 +90,17 @@ class Matcher:
 
 def _row_of(conn: Connection, tag: BounceTag, how: MatchedBy) -> Match | None:
     if tag.kind is TagKind.DELIVERY:
-        row = conn.execute(_DELIVERY, {"id": tag.row_id}).one_or_none()
+        row = _DELIVERY.execute(conn, {"b_id": tag.row_id}).first()
         if row is None:
             return None
-        return Match(how, row.subscriber_id, row.edition_id, delivery_id=tag.row_id)
-    subscriber_id = conn.scalar(_MESSAGE, {"id": tag.row_id})
+        edition_id, subscriber_id = row
+        return Match(how, subscriber_id, edition_id, delivery_id=tag.row_id)
+    subscriber_id = _MESSAGE.execute(conn, {"b_id": tag.row_id}).scalar()
     if subscriber_id is None:
         return None
     return Match(how, subscriber_id, message_id=tag.row_id)
 
 
 def _by_address(conn: Connection, address: str) -> Match | None:
-    subscriber_id = conn.scalar(_BY_ADDRESS, {"key": address.lower()})
+    subscriber_id = _BY_ADDRESS.execute(conn, {"b_key": address.lower()}).scalar()
     return None if subscriber_id is None else Match(MatchedBy.ADDRESS, subscriber_id)

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, func, insert, selec
 
 from newsletter.bounces.report import BounceKind
 from newsletter.config import Settings
+from newsletter.database.compiled import Compiled
 from newsletter.database.models import BounceEvent
 from newsletter.delivery.decisions import becomes_bounced
 from newsletter.delivery.store import EVENTS, LEDGER, SUBSCRIBERS, SUBSCRIPTIONS, HardBounce
@@ -28,23 +29,27 @@ COMPLAINT_ACTOR = Actor("complaint")
 BOUNCE_EVENTS: Table = BounceEvent.__table__  # type: ignore[assignment]
 
 
-_READER = (
+_READER = Compiled(
     select(SUBSCRIBERS.c.status, SUBSCRIBERS.c.email_key)
-    .where(SUBSCRIBERS.c.id == bindparam("id"))
+    .where(SUBSCRIBERS.c.id == bindparam("b_reader"))
     .with_for_update()
 )
-_LEAVE_ALL = delete(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.subscriber_id == bindparam("reader"))
-_UNSUBSCRIBED = (
+_LEAVE_ALL = Compiled(delete(SUBSCRIPTIONS).where(SUBSCRIPTIONS.c.subscriber_id == bindparam("b_reader")))
+_UNSUBSCRIBED = Compiled(
     update(SUBSCRIBERS)
-    .where(SUBSCRIBERS.c.id == bindparam("reader"))
+    .where(SUBSCRIBERS.c.id == bindparam("b_reader"))
     .values(
-        status=SubscriberStatus.UNSUBSCRIBED, unsubscribed_at=bindparam("now"), updated_at=bindparam("now")
+        status=SubscriberStatus.UNSUBSCRIBED,
+        unsubscribed_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
     )
 )
-_RECENT_SOFT = select(func.count()).where(
-    BOUNCE_EVENTS.c.subscriber_id == bindparam("reader"),
-    BOUNCE_EVENTS.c.kind == BounceKind.SOFT.value,
-    BOUNCE_EVENTS.c.received_at >= bindparam("since"),
+_RECENT_SOFT = Compiled(
+    select(func.count()).where(
+        BOUNCE_EVENTS.c.subscriber_id == bindparam("b_reader"),
+        BOUNCE_EVENTS.c.kind == BounceKind.SOFT.value,
+        BOUNCE_EVENTS.c.received_at >= bindparam("b_since"),
+    )
 )
 
 
@@ -66,15 +71,16 @@ def apply(
     diagnostic: str | None,
     now: datetime,
 ) -> Outcome:
-    reader = conn.execute(_READER, {"id": subscriber_id}).one_or_none()
+    if kind is BounceKind.HARD:  # its count comes back with the reader's status: no look first
+        return _hard(conn, settings, subscriber_id, edition_id, diagnostic, now)
+    reader = _READER.execute(conn, {"b_reader": subscriber_id}).first()
     if reader is None:
         return Outcome.UNCHANGED
+    status, email_key = reader
     if kind is BounceKind.COMPLAINT:
-        return _complaint(conn, subscriber_id, reader.email_key, reader.status, now)
-    if reader.status != SubscriberStatus.ACTIVE:  # as at RCPT time: the others are mailed nothing
+        return _complaint(conn, subscriber_id, email_key, status, now)
+    if status != SubscriberStatus.ACTIVE:  # as at RCPT time: the others are mailed nothing
         return Outcome.UNCHANGED
-    if kind is BounceKind.HARD:
-        return _hard(conn, settings, subscriber_id, edition_id, diagnostic, now)
     if kind is BounceKind.SOFT:
         return _soft(conn, settings, subscriber_id, now)
     return Outcome.UNCHANGED
@@ -85,11 +91,11 @@ def _complaint(
 ) -> Outcome:
     if email_key is not None:
         conn.execute(suppression_insert(conn.dialect.name, email_key, SuppressionReason.COMPLAINT, now))
-    conn.execute(_LEAVE_ALL, {"reader": subscriber_id})
+    _LEAVE_ALL.execute(conn, {"b_reader": subscriber_id})
     LEDGER.skip_for(conn, subscriber_id, None, reason="complaint", now=now)
     if status in (SubscriberStatus.UNSUBSCRIBED, SubscriberStatus.ERASED):
         return Outcome.UNCHANGED
-    conn.execute(_UNSUBSCRIBED, {"reader": subscriber_id, "now": now})
+    _UNSUBSCRIBED.execute(conn, {"b_reader": subscriber_id, "b_now": now})
     detail = {"one_click": False, "remaining": 0, "reason": "complaint"}
     conn.execute(
         insert(EVENTS),
@@ -107,7 +113,9 @@ def _hard(
     now: datetime,
 ) -> Outcome:
     bounce = HardBounce(subscriber_id, None, edition_id, diagnostic)
-    count = LEDGER.count_hard_bounces(conn, [bounce], now=now).get(subscriber_id, 0)
+    count = LEDGER.count_hard_bounces(conn, [bounce], now=now).get(subscriber_id)
+    if count is None:  # not active: as at RCPT time, the others are mailed nothing anyway
+        return Outcome.UNCHANGED
     if not becomes_bounced(count, settings.delivery.bounce_threshold):
         return Outcome.COUNTED
     LEDGER.mark_bounced(conn, [subscriber_id], now=now)
@@ -116,7 +124,7 @@ def _hard(
 
 def _soft(conn: Connection, settings: Settings, subscriber_id: int, now: datetime) -> Outcome:
     since = now - timedelta(days=settings.bounces.soft_bounce_window_days)
-    recent = conn.scalar(_RECENT_SOFT, {"reader": subscriber_id, "since": since})
+    recent = _RECENT_SOFT.execute(conn, {"b_reader": subscriber_id, "b_since": since}).scalar()
     if int(recent or 0) < settings.bounces.soft_bounce_limit:
         return Outcome.COUNTED
     LEDGER.mark_bounced(conn, [subscriber_id], now=now)

@@ -3,14 +3,13 @@ each statement on it, written once for both: lease, mark started, record, renew,
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
-    Dialect,
     Select,
     Table,
     bindparam,
@@ -19,8 +18,8 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.sql.dml import Update
 
+from newsletter.database.compiled import Compiled
 from newsletter.delivery.work import Action, Result, WorkKind
 from newsletter.states import DeliveryStatus
 
@@ -34,7 +33,7 @@ class LeasedQueue:
         self.table = table
         self.kind = kind
         c = table.c
-        self._record = PerMessage(
+        self._record = Compiled(
             update(table)
             .where(
                 c.id == bindparam("b_id"),
@@ -56,7 +55,7 @@ class LeasedQueue:
                 updated_at=bindparam("b_now"),
             )
         )
-        self._mark_started = PerMessage(
+        self._mark_started = Compiled(
             update(table)
             .where(c.id == bindparam("b_id"), self.held_by(bindparam("b_owner")))
             .values(attempt_started_at=bindparam("b_now"))
@@ -152,47 +151,6 @@ class LeasedQueue:
             .distinct()
         )
         return {str(owner) for owner in rows.scalars()}
-
-
-class PerMessage:
-    """A statement run for every message (its outcome, its start mark), compiled once for each
-    dialect and handed to the driver with its parameters already in the driver's form
-    (`exec_driver_sql`: SQLAlchemy still wraps the driver's errors and fires its events). Through
-    `Connection.execute` the per-execution work (cache key, parameter processing for every
-    bind, result set-up) cost more CPU than SQLite's own work on the statement."""
-
-    def __init__(self, statement: Update) -> None:
-        self.statement = statement
-        self._compiled: dict[str, tuple[str, Callable[[Mapping[str, Any]], Any]]] = {}
-
-    def executemany(self, conn: Connection, rows: Sequence[Mapping[str, Any]]) -> int:
-        """Run it once per row of parameters (named as the statement's bindparams); the rows
-        it changed."""
-        compiled = self._compiled.get(conn.dialect.name)
-        if compiled is None:
-            compiled = self._compiled[conn.dialect.name] = self._compile(conn.dialect)
-        sql, shape = compiled
-        return int(conn.exec_driver_sql(sql, [shape(row) for row in rows]).rowcount)
-
-    def _compile(self, dialect: Dialect) -> tuple[str, Callable[[Mapping[str, Any]], Any]]:
-        compiled = self.statement.compile(dialect=dialect)
-        given = [name for name in compiled.binds if name.startswith("b_")]
-        # Every parameter the SQL names, with the values fixed in the statement (the statuses).
-        fixed = compiled.construct_params({name: None for name in given})
-        processors = {
-            name: processor
-            for name in fixed
-            if (processor := compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-        }
-        order = tuple(compiled.positiontup or ()) if compiled.positional else None
-
-        def shape(row: Mapping[str, Any]) -> Any:
-            values = {**fixed, **row}
-            for name, processor in processors.items():
-                values[name] = processor(values[name])
-            return tuple([values[name] for name in order]) if order is not None else values
-
-        return compiled.string, shape
 
 
 def _parameters(result: Result, owner: str, now: datetime) -> dict[str, object]:

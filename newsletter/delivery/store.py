@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, cast
 
-from sqlalchemy import Connection, Select, Table, Update, bindparam, delete, insert, select, update
+from sqlalchemy import Connection, Select, Table, Update, bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from newsletter.database.compiled import Compiled
 from newsletter.database.models import Delivery, Edition, Event, Message, Subscriber, Subscription, utcnow
 from newsletter.delivery.queues import LeasedQueue
 from newsletter.delivery.work import Result, WorkItem, WorkKind
@@ -37,21 +38,26 @@ BOUNCE_EVENT = "bounce"
 
 _RECIPIENTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.email, SUBSCRIBERS.c.status, SUBSCRIBERS.c.token_nonce)
 
-# Built once: a statement built per call (and its cache key) cost as much as running it, and a
-# bounce storm runs these once per bounce.
-_INSERT_EVENT = insert(EVENTS)
-_COUNT_BOUNCE = (
-    update(SUBSCRIBERS)
-    .where(SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)))
-    .values(hard_bounces=SUBSCRIBERS.c.hard_bounces + 1, updated_at=bindparam("now"))
+# Compiled once: a bounce storm, or a batch of refusals at RCPT time, runs each once per reader.
+_INSERT_EVENT = Compiled(
+    insert(EVENTS).values(
+        at=bindparam("b_at"),
+        kind=bindparam("b_kind"),
+        subscriber_id=bindparam("b_reader"),
+        newsletter_id=bindparam("b_newsletter"),
+        detail=bindparam("b_detail"),
+    )
 )
-_ACTIVE_COUNTS = select(SUBSCRIBERS.c.id, SUBSCRIBERS.c.hard_bounces).where(
-    SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)), SUBSCRIBERS.c.status == SubscriberStatus.ACTIVE
-)
-_MARK_BOUNCED = (
+_COUNT_BOUNCE = Compiled(
     update(SUBSCRIBERS)
-    .where(SUBSCRIBERS.c.id.in_(bindparam("ids", expanding=True)))
-    .values(status=SubscriberStatus.BOUNCED, updated_at=bindparam("now"))
+    .where(SUBSCRIBERS.c.id == bindparam("b_reader"))
+    .values(hard_bounces=SUBSCRIBERS.c.hard_bounces + 1, updated_at=bindparam("b_now"))
+    .returning(SUBSCRIBERS.c.status, SUBSCRIBERS.c.hard_bounces)
+)
+_MARK_BOUNCED = Compiled(
+    update(SUBSCRIBERS)
+    .where(SUBSCRIBERS.c.id == bindparam("b_reader"))
+    .values(status=SubscriberStatus.BOUNCED, updated_at=bindparam("b_now"))
 )
 
 
@@ -59,22 +65,27 @@ def _skip(table: Table) -> Update:
     c = table.c
     return (
         update(table)
-        .where(c.subscriber_id == bindparam("reader"), c.status.in_(PENDING))
-        .values(status=DeliveryStatus.SKIPPED, last_reply=bindparam("reason"), updated_at=bindparam("now"))
+        .where(
+            c.subscriber_id == bindparam("b_reader"),
+            or_(*(c.status == status for status in PENDING)),
+        )
+        .values(
+            status=DeliveryStatus.SKIPPED, last_reply=bindparam("b_reason"), updated_at=bindparam("b_now")
+        )
     )
 
 
-_SKIP_ALL = _skip(DELIVERIES)
-_SKIP_MESSAGES = _skip(MESSAGES)
-_SKIP_NEWSLETTER = _skip(DELIVERIES).where(
-    DELIVERIES.c.edition_id.in_(
-        select(EDITIONS.c.id).where(EDITIONS.c.newsletter_id == bindparam("newsletter")).scalar_subquery()
+_SKIP_ALL = Compiled(_skip(DELIVERIES))
+_SKIP_MESSAGES = Compiled(_skip(MESSAGES))
+_SKIP_NEWSLETTER = Compiled(
+    _skip(DELIVERIES).where(
+        DELIVERIES.c.edition_id.in_(
+            select(EDITIONS.c.id)
+            .where(EDITIONS.c.newsletter_id == bindparam("b_newsletter"))
+            .scalar_subquery()
+        )
     )
 )
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 @dataclass(frozen=True)
@@ -203,28 +214,31 @@ class LedgerStore:
         new counts by id."""
         if not bounces:
             return {}
-        conn.execute(
-            _INSERT_EVENT,
+        _INSERT_EVENT.executemany(
+            conn,
             [
                 {
-                    "at": now,
-                    "kind": BOUNCE_EVENT,
-                    "subscriber_id": b.subscriber_id,
-                    "newsletter_id": b.newsletter_id,
-                    "detail": json.dumps({"reply": b.reply, "edition": b.edition_id}),
+                    "b_at": now,
+                    "b_kind": BOUNCE_EVENT,
+                    "b_reader": b.subscriber_id,
+                    "b_newsletter": b.newsletter_id,
+                    "b_detail": json.dumps({"reply": b.reply, "edition": b.edition_id}),
                 }
                 for b in bounces
             ],
         )
-        ids = sorted({b.subscriber_id for b in bounces})
-        conn.execute(_COUNT_BOUNCE, {"ids": ids, "now": now})
-        return {row.id: row.hard_bounces for row in conn.execute(_ACTIVE_COUNTS, {"ids": ids})}
+        counts: dict[int, int] = {}
+        for subscriber_id in sorted({b.subscriber_id for b in bounces}):
+            row = _COUNT_BOUNCE.execute(conn, {"b_reader": subscriber_id, "b_now": now}).first()
+            if row is not None and row[0] == SubscriberStatus.ACTIVE:
+                counts[subscriber_id] = int(row[1])
+        return counts
 
     def mark_bounced(self, conn: Connection, subscriber_ids: Sequence[int], *, now: datetime) -> None:
         """Readers mailed no more: bounced, and what was still queued for them skipped."""
         if not subscriber_ids:
             return
-        conn.execute(_MARK_BOUNCED, {"ids": list(subscriber_ids), "now": now})
+        _MARK_BOUNCED.executemany(conn, [{"b_reader": i, "b_now": now} for i in subscriber_ids])
         for subscriber_id in subscriber_ids:
             self.skip_for(conn, subscriber_id, None, reason=SubscriberStatus.BOUNCED, now=now)
 
@@ -271,11 +285,11 @@ class LedgerStore:
     ) -> int:
         """A reader's not-yet-sent deliveries (of one newsletter, or all, confirmations
         included) are skipped. Rows already leased are caught by the worker's re-check."""
-        values = {"reader": subscriber_id, "newsletter": newsletter_id, "reason": reason, "now": now}
+        values = {"b_reader": subscriber_id, "b_newsletter": newsletter_id, "b_reason": reason, "b_now": now}
         if newsletter_id is not None:
-            return _rowcount(conn.execute(_SKIP_NEWSLETTER, values))
-        skipped = _rowcount(conn.execute(_SKIP_ALL, values))
-        conn.execute(_SKIP_MESSAGES, values)
+            return _SKIP_NEWSLETTER.executemany(conn, [values])
+        skipped = _SKIP_ALL.executemany(conn, [values])
+        _SKIP_MESSAGES.executemany(conn, [values])
         return skipped
 
     def requeue_unanswered(self, conn: Connection, edition_id: int, *, now: datetime) -> int:
