@@ -164,3 +164,25 @@ async def test_auto_replies_and_delay_warnings_are_not_recorded(
     async with context.db.session() as session:
         assert (await session.scalars(select(BounceEvent))).all() == []
     assert (await _subscriber(context, row.subscriber_id)).status == SubscriberStatus.ACTIVE
+
+
+async def test_erasure_leaves_no_address_in_bounces_or_suppressions(
+    context: AppContext, edition_for: EditionFactory
+) -> None:
+    from newsletter.subscriptions.addresses import normalise_address
+    from newsletter.subscriptions.audit import Actor
+    from newsletter.subscriptions.erasure import erase
+
+    edition = await edition_for(1)
+    [row] = await deliveries(context, edition.id)
+    tag = BounceTags(context.settings).tag(TagKind.DELIVERY, row.id)
+    complaint = BounceReport(BounceKind.COMPLAINT, recipient="reader1@readers.example", delivery_header=tag)
+    await BounceRecorder(context).record(_incoming(complaint, "arf:erase"))
+    async with context.db.session() as session, session.begin():
+        await erase(session, address=normalise_address("reader1@readers.example"), actor=Actor("cli"))
+    async with context.db.session() as session:
+        [event] = (await session.scalars(select(BounceEvent))).all()
+        [entry] = (await session.scalars(select(Suppression))).all()
+    assert event.recipient is None and event.kind == "complaint"
+    assert entry.email is None and entry.reason == "complaint"
+    assert entry.email_hash == email_hash("reader1@readers.example")
