@@ -19,7 +19,6 @@ from newsletter.bounces.incoming import BounceSource, Incoming, message_key
 from newsletter.bounces.recorder import BounceRecorder
 from newsletter.config import Settings
 from newsletter.logs import get_logger
-from newsletter.personal.verp import BounceTags
 
 log = get_logger(__name__)
 
@@ -57,7 +56,7 @@ class BounceHandler:
     """aiosmtpd's handler: who may be mailed, and what to do with a message."""
 
     def __init__(self, settings: Settings, recorder: BounceRecorder) -> None:
-        self.tags = BounceTags(settings)
+        self.tags = recorder.matcher.tags  # shared: a tag checked at RCPT is not checked twice
         self.recorder = recorder
         bounces = settings.bounces
         self.bare_address = f"{bounces.local_part}@{bounces.domain}".lower()

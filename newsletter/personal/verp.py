@@ -10,6 +10,7 @@ Lower case because some mail systems lower-case the local part they bounce to.
 from __future__ import annotations
 
 import base64
+import functools
 import hmac
 import re
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class BounceTags:
         self._verp = bounces.verp
         self._local_part, self._domain = bounces.local_part, bounces.domain
         self._plain_sender = settings.smtp.from_address
+        self._checked = functools.lru_cache(maxsize=4096)(self._check)
 
     def tag(self, kind: TagKind, row_id: int) -> str:
         label = f"{kind.value}{int(row_id)}"
@@ -55,9 +57,13 @@ class BounceTags:
         return f"{self._local_part}+{self.tag(kind, row_id)}@{self._domain}"
 
     def read(self, text: str | None) -> BounceTag | None:
-        """The row a tag names, when `text` is a genuine tag (any case); else None."""
+        """The row a tag names, when `text` is a genuine tag (any case); else None. Remembered:
+        the receiver checks a tag at RCPT and the recorder again."""
         if not text:
             return None
+        return self._checked(text)
+
+    def _check(self, text: str) -> BounceTag | None:
         found = _TAG.fullmatch(text.strip().lower())
         if found is None:
             return None
