@@ -138,6 +138,11 @@ class WebhooksConfig(Section):
     def mailgun_enabled(self) -> bool:
         return bool(self.mailgun_signing_key.get_secret_value())
 
+    @property
+    def enabled(self) -> bool:
+        """Some provider is configured."""
+        return self.ses_enabled or self.postmark_enabled or self.sendgrid_enabled or self.mailgun_enabled
+
     def sendgrid_verification_key(self) -> ec.EllipticCurvePublicKey:
         return _sendgrid_key(self.sendgrid_public_key)
 

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
 
+from newsletter.config.bounces import BouncesConfig
 from newsletter.config.exposure import is_loopback, weakness
 from newsletter.config.sections import (
     DkimConfig,
@@ -37,6 +38,8 @@ class Settings(Protocol):
     def security(self) -> SecurityConfig: ...
     @property
     def feeds(self) -> Sequence[FeedConfig]: ...
+    @property
+    def bounces(self) -> BouncesConfig: ...
 
 
 def readiness(settings: Settings) -> list[str]:
@@ -47,6 +50,7 @@ def readiness(settings: Settings) -> list[str]:
         *_feeds(settings.feeds),
         *_smtp(settings.smtp),
         *_dkim(settings.dkim),
+        *_bounces(settings.bounces),
     ]
 
 
@@ -110,6 +114,24 @@ def _dkim(dkim: DkimConfig) -> list[str]:
     return [
         "dkim: not set: Gmail and Yahoo expect bulk mail signed with DKIM; set dkim.selector, "
         "dkim.domain and dkim.private_key_file"
+    ]
+
+
+def _bounces(bounces: BouncesConfig) -> list[str]:
+    hooks = bounces.webhooks
+    hears = bounces.verp or bounces.mailbox.enabled
+    if (
+        hears
+        or hooks.ses_enabled
+        or hooks.postmark_enabled
+        or hooks.sendgrid_enabled
+        or hooks.mailgun_enabled
+    ):
+        return []
+    return [
+        "bounces: nothing hears bounces or complaints after the relay accepts a message: readers whose "
+        "addresses died are mailed for ever; set bounces.domain (VERP and the receiver), "
+        "[bounces.mailbox] or a provider's webhook (docs/bounces.md)"
     ]
 
 

@@ -38,6 +38,9 @@ username = "mailer"
 password = "s3cret-relay-pass"
 from_address = "briefing@londondaily.co.uk"
 {DKIM}
+[bounces]
+domain = "bounce.londondaily.co.uk"
+
 [[feeds]]
 url = "https://www.londondaily.co.uk/world/rss"
 """
@@ -90,10 +93,12 @@ def test_built_in_defaults_name_everything_production_needs(folder: Path) -> Non
         "feeds",
         "smtp.from_address",
         "dkim",
+        "bounces",
     }
     assert "still the built-in default" in found["security.admin_token"]
     assert "http://localhost:8000 is this machine only" in found["site.base_url"]
     assert "none configured" in found["feeds"]
+    assert "bounces.domain" in found["bounces"] and "[bounces.mailbox]" in found["bounces"]
     as_json = json.loads(check(folder, "", "--json").stdout)
     assert len(as_json["warnings"]) == len(found)
 
@@ -146,3 +151,15 @@ def test_smtp_in_clear_or_unverified_to_another_host(folder: Path) -> None:
     # To a relay on this machine (a local MTA), neither is a concern.
     local = with_(clear, 'host = "smtp.londondaily.co.uk"', 'host = "127.0.0.1"')
     assert warned(check(folder, local)) == {}
+
+
+@pytest.mark.parametrize(
+    "bounces",
+    [
+        '[bounces.mailbox]\nhost = "imap.londondaily.co.uk"\nusername = "bounces"\n',
+        '[bounces.webhooks]\nses_topic_arns = ["arn:aws:sns:eu-west-1:123456789012:bounces"]\n',
+    ],
+)
+def test_a_mailbox_or_a_webhook_hears_bounces_as_well_as_verp(folder: Path, bounces: str) -> None:
+    config = with_(PRODUCTION, '[bounces]\ndomain = "bounce.londondaily.co.uk"\n', bounces)
+    assert warned(check(folder, config)) == {}

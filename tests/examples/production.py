@@ -36,9 +36,12 @@ def write_dkim_key(folder: Path) -> Path:
 
 
 def production_environment(dkim_key: Path, **extra: str) -> dict[str, str]:
-    """What /etc/newsletter/env and the machine provide, for this checkout: the secrets, and the
-    DKIM key's path in place of /etc/newsletter/dkim/news2026.pem."""
+    """What /etc/newsletter/env and the machine provide, for this checkout: the secrets, the
+    DKIM key's path in place of /etc/newsletter/dkim/news2026.pem, and the bounce receiver on
+    a loopback port of the system's choosing (tests run side by side)."""
     return clean_environment(
+        NEWSLETTER_BOUNCES__HOST="127.0.0.1",
+        NEWSLETTER_BOUNCES__PORT="0",
         NEWSLETTER_SECURITY__SECRET_KEY=SECRET_KEY,
         NEWSLETTER_SECURITY__ADMIN_TOKEN=ADMIN_TOKEN,
         NEWSLETTER_SMTP__PASSWORD="relay-password-for-tests",
