@@ -8,17 +8,13 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.bounces.mailbox import run_scanner, scan_once
 from newsletter.bounces.queries import check_kind, check_source, list_bounces
-from newsletter.bounces.receiver import run_receiver
-from newsletter.bounces.recorder import BounceRecorder
 from newsletter.cli.common import ConfigOption, JsonOption, console, fail, load, print_json, run, with_context
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.engine import READ_ONLY
 from newsletter.errors import InvalidInput
 from newsletter.moments import parse_moment
-from newsletter.service import run_parts
 from newsletter.subscriptions.addresses import Address, normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.suppressions import add_by_operator, lift, listed
@@ -35,6 +31,10 @@ def serve(config: ConfigOption = None) -> None:
     settings = load(config)
     if not settings.bounces.verp:
         fail("bounces.domain: not set: the receiver accepts mail for the VERP addresses of that domain")
+
+    from newsletter.bounces.receiver import run_receiver  # mail libraries: only when asked
+    from newsletter.bounces.recorder import BounceRecorder
+    from newsletter.service import run_parts
 
     async def main() -> None:
         async with open_context(settings) as context:
@@ -55,6 +55,9 @@ def scan(
     if not settings.bounces.mailbox.enabled:
         fail("bounces.mailbox.host: not set: no mailbox to scan")
 
+    from newsletter.bounces.mailbox import scan_once  # IMAP and POP3 clients: only when asked
+    from newsletter.bounces.recorder import BounceRecorder
+
     async def once(context: AppContext) -> Any:
         return await scan_once(context, BounceRecorder(context))
 
@@ -69,6 +72,10 @@ def scan(
 
 
 async def _watch(settings: Settings) -> None:
+    from newsletter.bounces.mailbox import run_scanner
+    from newsletter.bounces.recorder import BounceRecorder
+    from newsletter.service import run_parts
+
     async with open_context(settings) as context:
         recorder = BounceRecorder(context)
         await run_parts([lambda stopping: run_scanner(context, recorder, stopping)])

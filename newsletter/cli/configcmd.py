@@ -22,7 +22,6 @@ from newsletter.cli.smtp import report_relays
 from newsletter.config import mask_secrets, warnings
 from newsletter.config.readiness import readiness
 from newsletter.delivery.probe import check_relays
-from newsletter.editions.samples import digest_size_warnings
 from newsletter.errors import ConfigError, RenderError
 from newsletter.rendering.dkim import check_key
 
@@ -40,6 +39,8 @@ def check(
     """Validate the configuration and print it, secrets masked; warn of what production needs.
 
     With --connect, also check each SMTP relay."""
+    from newsletter.editions.samples import digest_size_warnings  # renders: only for this command
+
     settings = load(config)
     try:
         check_key(settings.dkim)
