@@ -70,6 +70,7 @@ async def ingest_feeds(
         return []
     if parsers is None:
         parsers = shared_parsers()
+    parsers.warm()
     rules = ArticleRules.from_settings(context.settings)
     limiter = asyncio.Semaphore(FEED_CONCURRENCY)
     config = context.settings.ingest

@@ -24,7 +24,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
-from newsletter.articles.sandbox import PARSE_MEMORY_BYTES, PARSE_SECONDS, Entries, ReadJob, Sandbox
+from newsletter.articles.sandbox import (
+    PARSE_MEMORY_BYTES,
+    PARSE_SECONDS,
+    Entries,
+    ParseLimitExceeded,
+    ReadJob,
+    Sandbox,
+)
 from newsletter.errors import NewsletterError
 
 FEEDS_PER_SANDBOX = 200
@@ -65,6 +72,7 @@ class FeedParsers:
         self._idle: list[Sandbox] = []
         self._busy: dict[_Call, Sandbox] = {}
         self._closed = False
+        self._warmed = False
 
     async def read(self, job: ReadJob) -> Entries:
         """read_entries in a sandbox. Raises NotAFeed as read_entries does, ParseLimitExceeded,
@@ -79,6 +87,30 @@ class FeedParsers:
         except asyncio.CancelledError:
             self._abandon(call)
             raise
+
+    def warm(self) -> None:
+        """Start the sandboxes now, on the pool's threads, without waiting: starting them (the
+        forkserver, then each child) takes longer than opening the database and fetching the
+        first feeds, which can go on meanwhile. The first feeds then find them ready."""
+        with self._lock:
+            if self._closed or self._warmed:
+                return
+            self._warmed = True
+            missing = self.size - len(self._idle) - len(self._busy)
+            for _ in range(missing):
+                self._threads.submit(self._start_one)
+
+    def _start_one(self) -> None:
+        try:
+            sandbox = Sandbox(self.memory_bytes)
+        except ParseLimitExceeded:
+            return  # a feed's own call starts one again, and reports it if that fails too
+        with self._lock:
+            keep = not self._closed
+            if keep:
+                self._idle.append(sandbox)
+        if not keep:
+            sandbox.close()
 
     def pids(self) -> list[int]:
         """The sandboxes' process ids, idle and busy."""

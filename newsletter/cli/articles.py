@@ -14,6 +14,7 @@ from rich.table import Table
 from newsletter.articles.ingest import FeedReport, ingest_feeds
 from newsletter.articles.inputs import ArticleRules, validate_articles
 from newsletter.articles.metrics import count_outcomes
+from newsletter.articles.parsers import shared_parsers
 from newsletter.articles.queries import article_json, list_articles
 from newsletter.articles.store import upsert_articles
 from newsletter.cli.common import (
@@ -56,6 +57,7 @@ def ingest(
     """Fetch the configured feeds (or one) now and store their articles."""
     settings = load(config)
     feeds = _chosen_feeds(settings, feed, allow_private=allow_private)
+    shared_parsers().warm()  # the sandboxes start while the database opens
 
     async def work(context: AppContext) -> list[FeedReport]:
         return await ingest_feeds(context, feeds)

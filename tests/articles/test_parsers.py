@@ -73,6 +73,20 @@ async def test_many_feeds_are_parsed_by_few_kept_processes() -> None:
         assert not any(gone(pid) for pid in seen)
 
 
+async def test_warm_starts_the_sandboxes_before_any_feed_and_feeds_use_them() -> None:
+    async with FeedParsers(2) as parsers:
+        parsers.warm()
+        parsers.warm()  # once is enough: no more than `size` are started
+        deadline = time.monotonic() + 60
+        while len(parsers.pids()) < 2:  # started in the background, no feed asked for
+            assert time.monotonic() < deadline, "the sandboxes did not start"
+            await asyncio.sleep(0.02)
+        warmed = set(parsers.pids())
+        assert await titles(parsers, range(6)) == [f"Story {n}" for n in range(6)]
+        assert set(parsers.pids()) == warmed
+    assert all(gone(pid) for pid in warmed)
+
+
 async def test_a_sandbox_is_started_again_after_so_many_feeds() -> None:
     async with FeedParsers(1, feeds_per_sandbox=3) as parsers:
         seen: list[int] = []
