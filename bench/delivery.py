@@ -6,6 +6,7 @@ the same size over as many reused connections to the same sink: the ceiling on t
 
 Ours is the edition's SMTP phase read from the ledger (see bench/ledger.py); smtp-source is timed
 by the wall clock and, in full mode, run just before and just after ours (the mean is the ceiling).
+On SQLite the 8-connection send runs once more with DKIM (RSA-2048), against the unsigned one.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from bench.figures import Figure, at_least, ratio, skipped
 from bench.ledger import EditionFigures, edition_figures, edition_status, latest_edition
 from bench.population import populated, republish_articles
 from bench.postfix import Postfix, SmtpSink, SourceRun, find_postfix, smtp_source
+from bench.render import SIGNED_RSA, dkim_settings
 from bench.scratch import Scratch, postgres_missing, scratch
 from newsletter.context import AppContext
 from newsletter.editions.service import start_edition
@@ -30,6 +32,7 @@ from newsletter.editions.service import start_edition
 CASE = "delivery"
 ONE_PROCESS = ((1, 0.5), (8, 0.35), (32, 0.35))  # connections, aim (share of the ceiling)
 WORKERS, WORKER_CONNECTIONS, WORKERS_AIM = 2, 8, 0.5
+SIGNED_CONNECTIONS, SIGNED_AIM = 8, 0.8  # a signed send: at least this share of the unsigned one
 TIMEOUT = 300
 
 
@@ -63,7 +66,10 @@ async def _sqlite(folder: Path, postfix: Postfix, messages: int, *, bracket: boo
     with scratch("sqlite", folder) as db:
         async with populated(db.settings(), messages) as context:
             setup = Setup(db, context, postfix, messages, await message_bytes(db), bracket)
-            return [(await _one_process(setup, c, aim)).row() for c, aim in ONE_PROCESS]
+            figures = [await _one_process(setup, c, aim) for c, aim in ONE_PROCESS]
+            unsigned = next(f for f in figures if f.details["connections"] == SIGNED_CONNECTIONS)
+            figures.append(await _signed_send(setup, unsigned))
+            return [figure.row() for figure in figures]
 
 
 async def _postgresql(
@@ -104,12 +110,38 @@ async def _ceiling(setup: Setup, port: int, connections: int) -> SourceRun:
     )
 
 
-async def _one_process(setup: Setup, connections: int, aim: float) -> Figure:
+async def _signed_send(setup: Setup, unsigned: Figure) -> Figure:
+    """The same `send` as `unsigned`, each message DKIM-signed with RSA-2048: what signing costs
+    a send, against the unsigned send of this run."""
+    key = dkim_settings(setup.scratch.folder)[SIGNED_RSA]
+    dkim = {
+        "dkim__domain": "londondaily.example",
+        "dkim__selector": str(key["selector"]),
+        "dkim__private_key_file": str(key["private_key_file"]),
+    }
+    signed = await _one_process(setup, SIGNED_CONNECTIONS, SIGNED_AIM, **dkim)
+    share = ratio(signed.ours, unsigned.ours)
+    return Figure(
+        CASE,
+        f"`send`, {SIGNED_CONNECTIONS} connections, DKIM RSA-2048, {setup.scratch.backend}",
+        ours=signed.ours,
+        unit="msg/s",
+        baseline=unsigned.ours,
+        baseline_name="the same send unsigned, this run",
+        ratio=share,
+        aim=f"≥ {SIGNED_AIM}",
+        met=at_least(share, SIGNED_AIM),
+        note=signed.note,
+        details=signed.details,
+    )
+
+
+async def _one_process(setup: Setup, connections: int, aim: float, **more_env: str) -> Figure:
     db = setup.scratch
     await republish_articles(setup.context)
     with SmtpSink(setup.postfix) as sink:
         sources = [await _ceiling(setup, sink.port, connections)] if setup.bracket else []
-        env = db.env(smtp__port=str(sink.port), smtp__concurrency=str(connections))
+        env = db.env(smtp__port=str(sink.port), smtp__concurrency=str(connections), **more_env)
         log = db.folder / f"send-{connections}.log"
         with CoresBusy() as busy:
             done = await asyncio.to_thread(
