@@ -9,14 +9,14 @@ from dataclasses import dataclass
 from email.message import Message
 
 from newsletter.bounces.reading import MAX_TEXT, Part, header
+from newsletter.rendering.headers import DELIVERY_FIELD
 
-DELIVERY_HEADER = "X-Newsletter-Delivery"
 ORIGINAL_TYPES = frozenset({"message/rfc822", "message/global"})
 HEADER_TYPES = frozenset({"text/rfc822-headers", "message/rfc822-headers", "text/rfc822-header"})
 
 _MESSAGE_ID = re.compile(r"^Message-ID:[ \t]*\r?\n?[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _RETURN_PATH = re.compile(r"^Return-Path:[ \t]*<([^<>\s]*)>", re.IGNORECASE | re.MULTILINE)
-_DELIVERY = re.compile(rf"^{DELIVERY_HEADER}:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
+_DELIVERY = re.compile(rf"^{DELIVERY_FIELD}:[ \t]*(\S+)", re.IGNORECASE | re.MULTILINE)
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ def identifiers(original: Message | None, text: str) -> Original:
         found = Original(
             message_id=header(original, "Message-ID"),
             sender=sender.strip("<> ") or None if sender else None,
-            delivery_header=header(original, DELIVERY_HEADER),
+            delivery_header=header(original, DELIVERY_FIELD),
             to=header(original, "To"),
         )
     return Original(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -26,6 +25,7 @@ from newsletter.cli.common import (
     errors,
     fail,
     load,
+    parse_since,
     print_json,
     with_context,
 )
@@ -34,7 +34,6 @@ from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import utcnow
 from newsletter.errors import InvalidInput
-from newsletter.moments import parse_moment
 
 app = typer.Typer(help="Articles: list what is stored, add one by hand.", no_args_is_help=True)
 
@@ -126,7 +125,7 @@ def list_command(
 ) -> None:
     """Stored articles, newest first."""
     settings = load(config)
-    start = _parse_since(since)
+    start = parse_since(since)
 
     async def work(context: AppContext) -> list[dict[str, Any]]:
         async with context.db.session() as session:
@@ -145,15 +144,6 @@ def list_command(
         published = row["published_at"][:16].replace("T", " ")
         table.add_row(str(row["id"]), published, _escape(row["section"] or ""), _escape(row["title"]))
     console.print(table)
-
-
-def _parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_moment(value)
-    except ValueError as exc:
-        fail(f"--since: {exc}")
 
 
 @app.command("add")

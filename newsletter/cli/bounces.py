@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from newsletter.bounces.queries import check_kind, check_source, list_bounces
-from newsletter.cli.common import ConfigOption, JsonOption, console, fail, load, print_json, run, with_context
+from newsletter.cli.common import (
+    ConfigOption,
+    JsonOption,
+    console,
+    fail,
+    load,
+    parse_since,
+    print_json,
+    run,
+    with_context,
+)
 from newsletter.config import Settings
 from newsletter.context import AppContext, open_context
 from newsletter.database.engine import READ_ONLY
 from newsletter.errors import InvalidInput
-from newsletter.moments import parse_moment
 from newsletter.subscriptions.addresses import Address, normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.suppressions import add_by_operator, lift, listed
@@ -107,7 +115,7 @@ def list_command(
         check_source(source, field="--source")
     except InvalidInput as exc:
         fail(str(exc))
-    start = _since(since)
+    start = parse_since(since)
 
     async def work(context: AppContext) -> list[dict[str, Any]]:
         async with context.db.session() as session:
@@ -147,15 +155,6 @@ def list_command(
     console.print(table, markup=False, highlight=False)
 
 
-def _since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_moment(value)
-    except ValueError as exc:
-        fail(f"--since: {exc}")
-
-
 @suppressions.command("list")
 def suppressions_list(
     reason: Annotated[
@@ -173,15 +172,7 @@ def suppressions_list(
     async def work(context: AppContext) -> list[dict[str, Any]]:
         async with context.db.session() as session:
             entries = await listed(session, reason=reason, limit=limit)
-        return [
-            {
-                "email": e.email,
-                "email_hash": e.email_hash,
-                "reason": e.reason,
-                "created_at": e.created_at.isoformat(),
-            }
-            for e in entries
-        ]
+        return [entry.as_json() for entry in entries]
 
     rows = with_context(settings, work)
     if json:

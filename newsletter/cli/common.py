@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -17,6 +18,7 @@ from newsletter.config import NewsletterConfig, Settings, find_config_file, load
 from newsletter.context import AppContext, open_context
 from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError
 from newsletter.logs import configure_logging
+from newsletter.moments import parse_moment
 
 T = TypeVar("T")
 
@@ -62,6 +64,16 @@ def load(config: Path | None, overrides: dict[str, Any] | None = None, *, find_d
         fail(str(exc))
     configure_logging(settings.logging)
     return settings
+
+
+def parse_since(value: str | None, option: str = "--since") -> datetime | None:
+    """An ISO date or time from the command line (UTC unless given); exit 2 naming `option`."""
+    if value is None:
+        return None
+    try:
+        return parse_moment(value)
+    except ValueError as exc:
+        fail(f"{option}: {exc}")
 
 
 def note(message: str) -> None:

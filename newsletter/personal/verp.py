@@ -18,10 +18,8 @@ from enum import StrEnum
 
 from newsletter.config import Settings
 
-DELIVERY_HEADER = "X-Newsletter-Delivery"
 _MAC_BYTES = 10
 _TAG = re.compile(r"([dm])([1-9][0-9]{0,18})-([a-z2-7]{16})")
-_VERP = re.compile(r"\+([dm][0-9]{1,19}-[a-z2-7]{16})@", re.IGNORECASE)
 
 
 class TagKind(StrEnum):
@@ -80,14 +78,6 @@ class BounceTags:
         if domain.lower() != self._domain or not local.lower().startswith(self._local_part.lower() + "+"):
             return None
         return self.read(local[len(self._local_part) + 1 :])
-
-    def find_in(self, text: str | None) -> BounceTag | None:
-        """The first genuine VERP tag anywhere in `text` (a header block, a notice's words)."""
-        for found in _VERP.finditer(text or ""):
-            tag = self.read(found.group(1))
-            if tag is not None:
-                return tag
-        return None
 
     def _mac(self, label: str) -> str:
         digest = hmac.digest(self._key, b"verp\0" + label.encode("ascii"), "sha256")

@@ -15,7 +15,8 @@ TO, MESSAGE_ID, UNSUBSCRIBE = "header:to", "header:message_id", "header:unsubscr
 DELIVERY = "header:delivery"
 # Names the ledger row a message was sent for (personal.verp), so a bounce that quotes the
 # original's headers can be matched when the envelope sender's tag is lost.
-DELIVERY_HEADER = b"X-Newsletter-Delivery: "
+DELIVERY_FIELD = "X-Newsletter-Delivery"
+DELIVERY_HEADER = f"{DELIVERY_FIELD}: ".encode("ascii")
 
 
 @dataclass(frozen=True)

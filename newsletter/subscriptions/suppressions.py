@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import Insert
 
@@ -30,6 +30,14 @@ class SuppressionEntry:
     email_hash: str
     reason: str
     created_at: datetime
+
+    def as_json(self) -> dict[str, str | None]:
+        return {
+            "email": self.email,
+            "email_hash": self.email_hash,
+            "reason": self.reason,
+            "created_at": self.created_at.isoformat(),
+        }
 
 
 def suppression_insert(dialect: str, key: str, reason: SuppressionReason, now: datetime) -> Insert:
@@ -58,11 +66,6 @@ async def suppress(
         suppression_insert(conn.dialect.name, address.lower(), reason, now or utcnow())
     )
     return result.first() is not None
-
-
-async def blocking_reason(db: AsyncSession | AsyncConnection, address_hash: str) -> str | None:
-    """The reason an address is suppressed, or None; erased addresses answer "erased"."""
-    return await db.scalar(select(Suppression.reason).where(Suppression.email_hash == address_hash))
 
 
 async def lift(session: AsyncSession, address: Address) -> None:
@@ -94,10 +97,3 @@ async def listed(
         query = query.where(Suppression.reason == reason)
     rows = await session.scalars(query.limit(limit).offset(offset))
     return [SuppressionEntry(r.email, r.email_hash, r.reason, r.created_at) for r in rows]
-
-
-async def forget_address(session: AsyncSession, address_hash: str) -> None:
-    """Erasure: a suppression entry keeps only the hash."""
-    await session.execute(
-        update(Suppression).where(Suppression.email_hash == address_hash).values(email=None)
-    )

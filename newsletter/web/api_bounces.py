@@ -57,15 +57,7 @@ async def suppressions(
     if reason is not None and reason not in REASONS:
         raise InvalidInput("reason", f"must be one of {', '.join(REASONS)}")
     entries = await listed(session, reason=reason, limit=limit, offset=offset)
-    items = [
-        {
-            "email": e.email,
-            "email_hash": e.email_hash,
-            "reason": e.reason,
-            "created_at": e.created_at.isoformat(),
-        }
-        for e in entries
-    ]
+    items = [entry.as_json() for entry in entries]
     return {"items": items, "limit": limit, "offset": offset}
 
 
