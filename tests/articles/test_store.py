@@ -121,13 +121,16 @@ async def _until_waiting_on_a_lock(context: AppContext, task: asyncio.Task[Upser
         await asyncio.sleep(0)
         return
     query = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND datname = current_database() AND query LIKE 'INSERT INTO articles%'"
     )
     deadline = time.monotonic() + 60  # a loaded machine can take seconds to get there
     async with context.db.engine.connect() as probe:
         while time.monotonic() < deadline:
-            if await probe.scalar(query):
+            waiting = await probe.scalar(query)
+            # pg_stat_activity is read once per transaction: a new one for each look.
+            await probe.rollback()
+            if waiting:
                 return
             assert not task.done(), task
             await asyncio.sleep(0.01)

@@ -22,8 +22,9 @@ from newsletter.states import SubscriberStatus
 from tests.conftest import SettingsFactory
 from tests.support.editions import deliveries
 from tests.support.factories import add_articles, add_subscribers
+from tests.support.ports import free_port
 from tests.support.postfix_bouncer import BouncingRelay, bouncing_relay
-from tests.support.smtp import FaultyMailbox, SmtpServer, free_port
+from tests.support.smtp import FaultyMailbox, SmtpServer
 
 BOUNCE_DOMAIN = "bounce.londondaily.example"
 CORPUS = Path(__file__).parent / "corpus"

@@ -11,7 +11,7 @@ import uvicorn
 from newsletter.config import Settings
 from newsletter.web import create_app
 from tests.conftest import SettingsFactory
-from tests.support.smtp import free_port
+from tests.support.ports import free_port
 
 
 @pytest.fixture

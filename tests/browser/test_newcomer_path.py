@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from tests.support.ports import free_port
 from tests.support.process import clean_environment, start
-from tests.support.smtp import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow, needs_chromium]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.process import clean_environment, start
 
 NEWSLETTER = [sys.executable, "-m", "newsletter"]
@@ -78,14 +78,8 @@ def test_db_upgrade_twice_on_default_sqlite(tmp_path: Path) -> None:
     assert "already" in second.stdout
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_with_no_config_answers_healthz(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {
         "NEWSLETTER_SERVER__PORT": str(port),
         "NEWSLETTER_SERVER__SCHEDULER": "false",

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.process import NEWSLETTER, clean_environment, newsletter, start
-from tests.support.smtp import free_port
 
 
 def test_demo_sends_a_digest_to_the_outbox_within_a_minute(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import pytest
 from newsletter.config import Settings
 from newsletter.context import AppContext
 from tests.support.factories import add_articles, add_subscribers
+from tests.support.ports import free_port
 from tests.support.process import clean_environment, start
-from tests.support.smtp import Mailbox, SmtpServer, free_port
+from tests.support.smtp import Mailbox, SmtpServer
 
 pytestmark = pytest.mark.slow
 

@@ -19,8 +19,9 @@ from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Subscriber
 from tests.support.factories import add_articles, add_subscribers
 from tests.support.live import live_server
+from tests.support.ports import free_port
 from tests.support.process import environment_for, start
-from tests.support.smtp import FaultyMailbox, SmtpServer, free_port
+from tests.support.smtp import FaultyMailbox, SmtpServer
 
 pytestmark = pytest.mark.slow
 

@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import ADMIN_TOKEN, SECRET_KEY
 from tests.support.mta import MailSystem, mail_system
+from tests.support.ports import free_port
 from tests.support.process import clean_environment, newsletter
-from tests.support.smtp import free_port
 
 pytestmark = pytest.mark.slow
 

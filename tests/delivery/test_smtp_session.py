@@ -9,7 +9,8 @@ import pytest
 
 from newsletter.config import SmtpConfig
 from newsletter.delivery.smtp import SmtpConnectionLost, SmtpSession, SmtpUnavailable, dot_stuff
-from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer, free_port
+from tests.support.ports import free_port
+from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer
 from tests.support.tls import make_certificates
 
 MESSAGE = (

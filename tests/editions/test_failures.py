@@ -23,8 +23,9 @@ from newsletter.web import create_app
 from tests.conftest import ADMIN_TOKEN, SettingsFactory
 from tests.support.editions import Scenario
 from tests.support.factories import add_articles, add_subscribers
+from tests.support.ports import free_port
 from tests.support.process import environment_for, newsletter
-from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer, free_port
+from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer
 
 BAD_READERS = {"reader1@readers.example", "reader3@readers.example", "reader5@readers.example"}
 

@@ -42,7 +42,7 @@ from tests.examples.production import (
 from tests.support.database import sqlite_copy
 from tests.support.live import LiveServer, live_server
 from tests.support.mta import wait_for
-from tests.support.smtp import free_port
+from tests.support.ports import free_port
 from tests.support.tls import TlsFiles, make_certificates
 
 NGINX = shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin")

@@ -21,7 +21,8 @@ from tests.conftest import SettingsFactory
 from tests.delivery.test_smtp_session import _self_signed
 from tests.support.editions import Scenario, deliveries
 from tests.support.factories import add_articles, add_subscribers
-from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer, free_port
+from tests.support.ports import free_port
+from tests.support.smtp import FaultyMailbox, Mailbox, SmtpServer
 
 pytestmark = pytest.mark.slow
 

@@ -22,6 +22,8 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from tests.support.ports import free_port
+
 
 def txt_strings(value: str) -> list[str]:
     """A TXT value as DNS carries it: strings of at most 255 octets."""
@@ -76,9 +78,9 @@ class _TcpServer(socketserver.ThreadingTCPServer):
 
 @contextmanager
 def dns_server(zone: Zone, host: str = "127.0.0.1", port: int = 0) -> Iterator[tuple[str, int]]:
-    """Serve `zone` on (host, port) over UDP and TCP (port 0: a free one); yields the address."""
-    udp = _UdpServer((host, port), _Udp)
-    chosen = udp.server_address[1]
+    """Serve `zone` on (host, port) over UDP and TCP (port 0: a spare one); yields the address."""
+    chosen = port or free_port(host)
+    udp = _UdpServer((host, chosen), _Udp)
     tcp = _TcpServer((host, chosen), _Tcp)
     udp.zone = zone  # type: ignore[attr-defined]
     tcp.zone = zone  # type: ignore[attr-defined]

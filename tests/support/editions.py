@@ -14,7 +14,8 @@ from newsletter.context import AppContext, open_context
 from newsletter.database.models import Delivery, Edition, Subscriber
 from newsletter.editions.service import start_edition
 from tests.support.factories import add_articles, add_subscribers
-from tests.support.smtp import Mailbox, SmtpServer, free_port
+from tests.support.ports import free_port
+from tests.support.smtp import Mailbox, SmtpServer
 
 EditionFactory = Callable[..., Awaitable[Edition]]
 

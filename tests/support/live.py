@@ -11,8 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.ports import free_port
 from tests.support.process import clean_environment, spawn
-from tests.support.smtp import free_port
 
 ADMIN_TOKEN = "live-admin-token-0123456789"
 

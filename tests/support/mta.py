@@ -24,7 +24,7 @@ from typing import TypeVar
 
 import pytest
 
-from tests.support.smtp import free_port
+from tests.support.ports import free_port
 from tests.support.tls import TlsFiles, make_certificates
 
 PACKAGES = ("postfix", "dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-lmtpd")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.mta import POSTFIX, greeting, require_mail_software, wait_for
-from tests.support.smtp import free_port
+from tests.support.ports import free_port
 
 MAIN_CF = """\
 compatibility_level = 3.6

@@ -18,8 +18,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.support.ports import free_port
 from tests.support.process import NEWSLETTER, clean_environment
-from tests.support.smtp import free_port
 
 OPEN_FILES = 512
 

@@ -13,7 +13,7 @@ from newsletter.context import AppContext
 from tests.bounces.mailbox import samples
 from tests.bounces.mailbox.conftest import USER, Readers, Reconfigure, events
 from tests.support.mta import Dovecot
-from tests.support.smtp import free_port
+from tests.support.ports import free_port
 
 
 def fill(dovecot: Dovecot, readers: Readers) -> None:
