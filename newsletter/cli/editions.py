@@ -1,4 +1,4 @@
-"""`newsletter send` and `newsletter editions list|show|resume|cancel`."""
+"""`newsletter send` and `newsletter editions list|show|resume|cancel|unpublish|publish`."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import typer
 from email_validator import EmailNotValidError, validate_email
 from rich.table import Table
 
+from newsletter.archive import operators
 from newsletter.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -300,3 +301,31 @@ def cancel(edition: EditionId, config: ConfigOption = None) -> None:
     result = with_context(settings, lambda context: service.cancel(context, edition))
     skipped = result.counts[DeliveryStatus.SKIPPED]
     console.print(f"edition {result.id} cancelled; {skipped} deliveries skipped.")
+
+
+@app.command()
+def unpublish(edition: EditionId, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Take an edition off the web archive: its page, its index row and its feed entry."""
+    state = with_context(load(config), lambda context: operators.unpublish(context, edition))
+    _show_archive_state(state, json)
+
+
+@app.command()
+def publish(edition: EditionId, config: ConfigOption = None, json: JsonOption = False) -> None:
+    """Put an edition taken off the web archive back."""
+    state = with_context(load(config), lambda context: operators.republish(context, edition))
+    _show_archive_state(state, json)
+
+
+def _show_archive_state(state: operators.ArchiveState, json: bool) -> None:
+    if json:
+        print_json(state.as_json())
+    elif state.published:
+        console.print(f"edition {state.edition} is on the web archive: {state.url}")
+    elif state.unpublished_at is not None:
+        console.print(f"edition {state.edition} is off the web archive (taken down).")
+    else:
+        console.print(
+            f"edition {state.edition} is not taken down, but not on the web archive either "
+            "(not sent to anyone yet, cancelled, or its newsletter's archive is off)."
+        )

@@ -383,6 +383,9 @@ class NewsletterConfig(Section):
     utm_campaign: str = ""
     # The relays (smtp.relays[].name) its editions go through; [] = any.
     relays: list[RelayName] = []
+    # Its editions on the web: "public" (listed, indexable, in the archive feed and sitemap),
+    # "private" (only through the link in each email, signed per edition) or "off".
+    archive: Literal["public", "private", "off"] = "public"
 
     @model_validator(mode="after")
     def _cron(self) -> NewsletterConfig:

@@ -211,6 +211,8 @@ class Edition(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Taken down from the web archive by an operator (`editions unpublish`).
+    unpublished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class EditionVariant(Base):

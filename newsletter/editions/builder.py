@@ -30,10 +30,11 @@ from newsletter.database.sections import parse_sections
 from newsletter.delivery.decisions import unbuildable
 from newsletter.delivery.store import LEDGER
 from newsletter.editions import lifecycle
-from newsletter.editions.selection import select_articles, window_start
+from newsletter.editions.selection import narrowed, select_articles, window_start
 from newsletter.errors import RenderError
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
+from newsletter.rendering.archive_links import ArchiveLinks
 from newsletter.rendering.content import time_label
 from newsletter.rendering.digest import reader_zone
 from newsletter.rendering.size import clipping_warning, html_bytes
@@ -206,8 +207,20 @@ async def _variant(
     )
     if existing is not None:
         return existing
+    view_url = ArchiveLinks(renderer.settings).view_in_browser(
+        newsletter,
+        edition.id,
+        edition.edition_date,
+        edition.sequence,
+        narrowed(newsletter, parse_sections(choice.sections)),
+    )
     rendered = await asyncio.to_thread(
-        renderer.render_digest, newsletter, edition.edition_date, articles, timezone=zone.key
+        renderer.render_digest,
+        newsletter,
+        edition.edition_date,
+        articles,
+        timezone=zone.key,
+        view_url=view_url,
     )
     variant = EditionVariant(
         edition_id=edition.id,

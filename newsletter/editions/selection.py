@@ -17,6 +17,12 @@ def effective_sections(newsletter: NewsletterConfig, chosen: Sequence[str]) -> l
     return sorted(set(chosen)) if chosen else sorted(set(newsletter.sections))
 
 
+def narrowed(newsletter: NewsletterConfig, chosen: Sequence[str]) -> list[str]:
+    """The sections a reader's choice keeps, or [] when it keeps the whole edition."""
+    wanted = effective_sections(newsletter, chosen)
+    return [] if wanted == effective_sections(newsletter, ()) else wanted
+
+
 async def window_start(
     session: AsyncSession, newsletter: NewsletterConfig, now: datetime, *, before_edition: int | None = None
 ) -> datetime:

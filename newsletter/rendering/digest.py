@@ -49,12 +49,15 @@ class DigestRenderer:
         articles: Sequence[Article],
         *,
         timezone: str | None = None,
+        view_url: str = "",
     ) -> RenderedEmail:
         """Articles lead first; none renders the short "no new stories" digest. Times are shown
-        in `timezone` (the readers' of this variant), else the newsletter's. CPU-heavy
+        in `timezone` (the readers' of this variant), else the newsletter's; `view_url` is the
+        edition's page in the web archive ("": no "View in your browser" link). CPU-heavy
         (premailer, ~25 ms): callers inside the service run it in a thread."""
         tokens = PersonalTokens.fresh()
         values = self.digest_context(newsletter, edition_date, articles, tokens, timezone=timezone)
+        values["view_url"] = view_url
         return self._render("digest", values["subject"], values, tokens)
 
     def digest_context(

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from newsletter.archive import operators
 from newsletter.database.models import utcnow
 from newsletter.editions import service
 from newsletter.editions.builder import open_edition
@@ -119,3 +120,19 @@ async def resume(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
 @router.post("/{edition_id}/cancel", responses={404: {"description": "no such edition"}})
 async def cancel(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
     return (await service.cancel(context, edition_id)).as_json()
+
+
+@router.delete("/{edition_id}/archive", responses={404: {"description": "no such edition"}})
+async def unpublish(edition_id: EditionId, request: Request, context: ContextDep) -> dict[str, Any]:
+    """Take the edition off the web archive (its page, index row and feed entry), at once."""
+    state = await operators.unpublish(context, edition_id)
+    request.app.state.archive.cache.clear()
+    return state.as_json()
+
+
+@router.put("/{edition_id}/archive", responses={404: {"description": "no such edition"}})
+async def republish(edition_id: EditionId, request: Request, context: ContextDep) -> dict[str, Any]:
+    """Put an edition taken off the web archive back."""
+    state = await operators.republish(context, edition_id)
+    request.app.state.archive.cache.clear()
+    return state.as_json()

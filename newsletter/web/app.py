@@ -23,6 +23,7 @@ from newsletter.web import (
     api_bounces,
     api_editions,
     api_subscribers,
+    archive,
     docs,
     errors,
     health,
@@ -80,9 +81,11 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         max_api_bytes=settings.server.max_api_body_bytes,
     )
     app.state.pages = Pages(settings)
+    app.state.archive = archive.Archive(settings, app.state.pages)
     _add_error_handlers(app)
     app.include_router(health.router, responses=COMMON_RESPONSES)
     app.include_router(pages.router)
+    app.include_router(archive.router)
     app.include_router(webhooks.router, responses={413: COMMON_RESPONSES[413]})
     for router in (api_articles.router, api_subscribers.router, api_editions.router, api_bounces.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})

@@ -31,7 +31,8 @@ from newsletter.web.bodies import decode_json, decode_urlencoded
 from newsletter.web.deps import ContextDep
 from newsletter.web.security import SECURITY_HEADERS
 
-# The signup page may be crawled; the pages behind emailed links and the API may not. Disallow
+# The signup page and the public archive may be crawled; the pages behind emailed links and
+# the API may not. Disallow
 # lines first: some parsers take the first rule that matches, others the longest.
 ROBOTS_TXT = """\
 User-agent: *
@@ -166,9 +167,10 @@ async def timezone_script(pages: PagesDep) -> Response:
 
 
 @router.get("/robots.txt")
-async def robots() -> PlainTextResponse:
+async def robots(pages: PagesDep) -> PlainTextResponse:
     headers = {"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"}
-    return PlainTextResponse(ROBOTS_TXT, headers=headers)
+    sitemap = f"Sitemap: {pages.settings.site.base_url}/sitemap.xml\n"
+    return PlainTextResponse(f"{ROBOTS_TXT}\n{sitemap}", headers=headers)
 
 
 @router.post("/subscribe")
