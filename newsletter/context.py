@@ -33,5 +33,7 @@ async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIter
         before = (await upgrade(db))[0] if migrate else ""
         yield AppContext(settings, db, created=before is None, writer=writer)
     finally:
-        await writer.close()
-        await db.dispose()
+        try:
+            await writer.close()
+        finally:  # even when closing the writer was cancelled: no connection left to the GC
+            await db.dispose()

@@ -53,7 +53,14 @@ class LedgerWriter:
 
     def _serve(self) -> None:
         """The ledger thread: jobs in order until closed (or until the program exits without
-        closing it: it is not kept waiting for a thread that has nothing left to do)."""
+        closing it: it is not kept waiting for a thread that has nothing left to do). Its
+        connection is closed here, on its way out, whoever stopped waiting for it."""
+        try:
+            self._serve_jobs()
+        finally:
+            self._close()
+
+    def _serve_jobs(self) -> None:
         main = threading.main_thread()
         while True:
             try:
@@ -95,16 +102,15 @@ class LedgerWriter:
             raise
 
     async def close(self) -> None:
+        """Finish the jobs already handed over, then close the connection (on the ledger
+        thread, so a caller cancelled while waiting here leaves nothing open)."""
         thread = self._thread
         if thread is None:
             self._close()
             return
-        try:
-            await self._call(self._close)
-        finally:
-            self._jobs.put(None)
-            await asyncio.to_thread(thread.join)
-            self._thread = None
+        self._thread = None
+        self._jobs.put(None)
+        await asyncio.to_thread(thread.join)
 
     def _close(self) -> None:
         if self._conn is not None:
