@@ -1,8 +1,10 @@
--- wrk script for bench/signup.py and bench/bounces.py: `wrk -s bench/load.lua URL -- MODE RUN [READERS AUTH]`.
+-- wrk script for bench/signup.py, bench/bounces.py and bench/archive.py:
+-- `wrk -s bench/load.lua URL -- MODE RUN [READERS AUTH | PATH]`.
 -- MODE "subscribe": every request is POST /subscribe with a JSON body naming a new address
 -- (RUN, the thread's number and a counter make it unique); MODE "healthz": GET /healthz;
 -- MODE "postmark": POST /webhooks/postmark, a soft bounce of reader<n>@readers.example (n cycling
--- through 1..READERS) with a new event ID each time, and AUTH as its Authorization header.
+-- through 1..READERS) with a new event ID each time, and AUTH as its Authorization header;
+-- MODE "get": GET PATH (the same page every time, no If-None-Match: a full answer each time).
 -- At the end, one line "WRK_JSON {...}" with the figures the harness reads.
 
 local threads = {}
@@ -17,6 +19,7 @@ function init(args)
   run = args[2] or "run"
   readers = tonumber(args[3] or "1")
   auth = args[4] or ""
+  path = args[3] or "/"
   counter = 0
 end
 
@@ -40,6 +43,9 @@ function request()
     )
     local headers = { ["Content-Type"] = "application/json", ["Authorization"] = auth }
     return wrk.format("POST", "/webhooks/postmark", headers, body)
+  end
+  if mode == "get" then
+    return wrk.format("GET", path)
   end
   return wrk.format("GET", "/healthz")
 end

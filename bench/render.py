@@ -172,6 +172,8 @@ def approaches(folder: Path, quick: bool) -> list[tuple[str, Build, int]]:
     articles = sample_articles(limit=newsletter.max_articles)
     renderer = DigestRenderer(settings)
     context = renderer.digest_context(newsletter, SENT_AT.date(), articles, PersonalTokens.fresh())
+    # render_digest's default (no "View in your browser" link): the naive page is `rendered`'s page.
+    context["view_url"] = ""
     rendered = renderer.render_digest(newsletter, SENT_AT.date(), articles)
     chosen: list[tuple[str, Build, int]] = [
         (NAIVE, naive(settings, renderer, newsletter, context), 10 if quick else 40),

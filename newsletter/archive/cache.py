@@ -15,6 +15,8 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 
+from starlette.responses import Response
+
 
 @dataclass(frozen=True)
 class CachedPage:
@@ -24,9 +26,18 @@ class CachedPage:
     # The edition a private page shows: its key is checked on every request, cached or not.
     private_edition: int | None = None
     etag: str = field(init=False)
+    # What every answer with this page carries (`headers` and the ETag), and the 200's headers as
+    # Starlette encodes them (content length and type added), encoded once here, not per answer.
+    answer_headers: dict[str, str] = field(init=False)
+    raw_headers: tuple[tuple[bytes, bytes], ...] = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "etag", '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"')
+        etag = '"' + hashlib.sha256(self.body).hexdigest()[:32] + '"'
+        answer_headers = {**self.headers, "ETag": etag}
+        encoded = Response(self.body, media_type=self.media_type, headers=answer_headers).raw_headers
+        object.__setattr__(self, "etag", etag)
+        object.__setattr__(self, "answer_headers", answer_headers)
+        object.__setattr__(self, "raw_headers", tuple(encoded))
 
 
 # A page, or None for "nothing here" (a 404 is cached too: a burst of requests for a date that

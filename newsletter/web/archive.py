@@ -108,10 +108,21 @@ def _answer(
         assert archive is not None
         if not key or not archive.links.opens(page.private_edition, key):
             raise HTTPException(404)
-    headers = {**page.headers, "ETag": page.etag}
     if page.etag in request.headers.get("if-none-match", ""):
-        return Response(status_code=304, headers=headers)
-    return Response(page.body, media_type=page.media_type, headers=headers)
+        return Response(status_code=304, headers=page.answer_headers)
+    return _PageAnswer(page)
+
+
+class _PageAnswer(Response):
+    """`Response(page.body, media_type=page.media_type, headers=page.answer_headers)`, its
+    headers encoded once when the page was kept rather than on every answer."""
+
+    def __init__(self, page: CachedPage) -> None:
+        self.status_code = 200
+        self.media_type = page.media_type
+        self.background = None
+        self.body = page.body
+        self.raw_headers = list(page.raw_headers)
 
 
 @router.get("/archive")
@@ -195,46 +206,29 @@ async def archive_feed(
     return _answer(request, await archive.cache.get(("feed", newsletter.id), build))
 
 
+# An edition's page is what every email's "View in your browser" opens, and most answers come from
+# the cache: its routes take the request alone and read the rest from it (FastAPI's dependencies
+# and declared query parameters cost more per request than the answer itself).
 @router.get("/archive/{newsletter_id}/{day}")
-async def archive_edition(
-    newsletter_id: str,
-    day: str,
-    request: Request,
-    archive: ArchiveDep,
-    context: ContextDep,
-    sections: str | None = None,
-    key: str | None = None,
-) -> Response:
-    return await _edition(newsletter_id, day, 0, request, archive, context, sections, key)
+async def archive_edition(request: Request) -> Response:
+    params = request.path_params
+    return await _edition(request, params["newsletter_id"], params["day"], 0)
 
 
 @router.get("/archive/{newsletter_id}/{day}/{number}")
-async def archive_extra_edition(
-    newsletter_id: str,
-    day: str,
-    number: int,
-    request: Request,
-    archive: ArchiveDep,
-    context: ContextDep,
-    sections: str | None = None,
-    key: str | None = None,
-) -> Response:
+async def archive_extra_edition(request: Request, number: int) -> Response:
     """The day's second, third… edition (`send --new`)."""
     if not 2 <= number <= 1000:
         raise HTTPException(404)
-    return await _edition(newsletter_id, day, number - 1, request, archive, context, sections, key)
+    params = request.path_params
+    return await _edition(request, params["newsletter_id"], params["day"], number - 1)
 
 
-async def _edition(
-    newsletter_id: str,
-    day_text: str,
-    sequence: int,
-    request: Request,
-    archive: Archive,
-    context: AppContext,
-    sections_text: str | None,
-    key: str | None,
-) -> Response:
+async def _edition(request: Request, newsletter_id: str, day_text: str, sequence: int) -> Response:
+    archive: Archive = request.app.state.archive
+    context: AppContext = request.app.state.context
+    query = request.query_params
+    sections_text, key = query.get("sections"), query.get("key")
     newsletter = archive.newsletter(newsletter_id, public_only=False)
     day = _date(day_text)
     chosen = _sections(archive.settings, newsletter, sections_text)
