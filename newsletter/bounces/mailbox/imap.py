@@ -19,6 +19,7 @@ from newsletter.config.bounces import MailboxConfig
 T = TypeVar("T")
 # A server may drop a connection idle for 30 minutes (RFC 2177): IDLE is renewed before then.
 IDLE_LIMIT_SECONDS = 29 * 60.0
+LOGOUT_SECONDS = 5.0
 _FETCHED = re.compile(rb"^\d+ FETCH \(")
 _UID = re.compile(rb"\bUID (\d+)")
 _SIZE = re.compile(rb"\bRFC822\.SIZE (\d+)")
@@ -98,11 +99,14 @@ class ImapMailbox:
             self._news = await self._idle(min(left, IDLE_LIMIT_SECONDS))
 
     async def close(self) -> None:
-        if not self._lost.is_set():
-            # Nothing is pending: every removal was confirmed as it was made.
-            with contextlib.suppress(TimeoutError, OSError, aioimaplib.AioImapException):
-                await asyncio.wait_for(self._client.logout(), TIMEOUT_SECONDS)
-        self.abort()
+        try:
+            if not self._lost.is_set():
+                # Nothing is pending: every removal was confirmed as it was made, so LOGOUT is a
+                # courtesy, not waited for long.
+                with contextlib.suppress(TimeoutError, OSError, aioimaplib.AioImapException):
+                    await asyncio.wait_for(self._client.logout(), LOGOUT_SECONDS)
+        finally:  # even when the caller is cancelled meanwhile: no socket left to the GC
+            self.abort()
 
     def abort(self) -> None:
         transport = self._client.protocol.transport

@@ -21,6 +21,8 @@ log = get_logger(__name__)
 
 FIRST_PAUSE_SECONDS = 1.0
 MAX_PAUSE_SECONDS = 300.0
+# How long a cancelled wait for mail may take to end cleanly.
+CLEANUP_SECONDS = 5.0
 
 
 async def run_scanner(context: AppContext, recorder: BounceRecorder, stop: asyncio.Event) -> None:
@@ -100,7 +102,10 @@ class _Runner:
 
 
 async def _unless(stop: asyncio.Event, waiting: Coroutine[Any, Any, None]) -> None:
-    """Await `waiting`, cancelling it when `stop` is set first."""
+    """Await `waiting`, cancelling it when `stop` is set first. A cancelled wait is given
+    CLEANUP_SECONDS to finish its own clean-up (IMAP's DONE and the server's answer) before the
+    mailbox is used again: a LOGOUT sent into an unfinished IDLE waits for an answer that never
+    comes. A wait that failed raises here (the session ends and a new one starts)."""
     task = asyncio.ensure_future(waiting)
     stopping = asyncio.ensure_future(stop.wait())
     try:
@@ -108,6 +113,9 @@ async def _unless(stop: asyncio.Event, waiting: Coroutine[Any, Any, None]) -> No
     finally:
         for pending in (task, stopping):
             pending.cancel()
+        await asyncio.wait({task, stopping}, timeout=CLEANUP_SECONDS)
+    if task.done() and not task.cancelled():
+        task.result()  # raises what the wait raised
         await asyncio.gather(task, stopping, return_exceptions=True)
     if not task.cancelled() and (error := task.exception()) is not None:
         raise error
