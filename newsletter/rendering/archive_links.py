@@ -44,13 +44,16 @@ class ArchiveLinks:
         day: date,
         sequence: int,
         sections: Sequence[str] = (),
+        *,
+        keyed: bool = True,
     ) -> str:
         """The page's absolute URL: `sections` named when a reader's choice narrows the
-        edition (see editions.selection.narrowed), the key when the archive is private."""
+        edition (see editions.selection.narrowed), the key when the archive is private (unless
+        not `keyed`)."""
         query: list[tuple[str, str]] = []
         if sections:
             query.append(("sections", ",".join(sections)))
-        if newsletter.archive == "private":
+        if keyed and newsletter.archive == "private":
             query.append(("key", self.key(edition_id)))
         url = self.base_url + self.edition_path(newsletter.id, day, sequence)
         return f"{url}?{urlencode(query)}" if query else url

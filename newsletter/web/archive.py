@@ -75,9 +75,10 @@ class Archive:
         return CachedPage(body, "text/html; charset=utf-8", headers, private_edition)
 
     def edition_url(self, newsletter: NewsletterConfig, edition: Edition, sections: list[str]) -> str:
-        url = self.links.edition_url(newsletter, edition.id, edition.edition_date, edition.sequence, sections)
-        # A private page's canonical and shared form carries no key: the key is the reader's to keep.
-        return url.split("key=", 1)[0].rstrip("?&") if newsletter.archive == "private" else url
+        """A page's address as pages and feeds show it: never with a private archive's key."""
+        return self.links.edition_url(
+            newsletter, edition.id, edition.edition_date, edition.sequence, sections, keyed=False
+        )
 
 
 def _headers(*, private: bool) -> dict[str, str]:
