@@ -101,6 +101,8 @@ def _print_serving(running: Running, story_every: float) -> None:
         f"Capture SMTP server: 127.0.0.1:{running.capture.port}.  Database: {running.result.paths.database}",
         f"Configuration: {running.result.paths.config} (commands run in this folder use it).",
         f"Admin token: {token}",
+        f"Web archive: {base_url}/archive/{settings.newsletters[0].id} (every edition sent, as its emails' "
+        '"View in your browser" link opens it).',
         "",
         "[bold]In another terminal, in this folder:[/]",
         f"  {cli} send --new                 # the next edition, with what was published since the last",
