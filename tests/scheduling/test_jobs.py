@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from newsletter.context import AppContext, open_context
 from newsletter.database.models import Delivery, Edition, Event, Subscriber, utcnow
@@ -119,3 +119,29 @@ async def test_articles_past_their_retention_are_deleted(make_settings: Settings
     async with open_context(make_settings(articles={"retention_days": 0})) as forever:
         await add_articles(forever, 2, now=utcnow() - timedelta(days=4000))
         assert await jobs.cleanup_articles(forever) == 0
+
+
+async def test_retention_keeps_the_articles_the_web_archive_shows(make_settings: SettingsFactory) -> None:
+    """An edition's page is rendered from its articles: those a variant carried stay while an
+    archive is on, and go with the rest once every newsletter's archive is off."""
+    from newsletter.articles.retention import delete_old_articles
+    from newsletter.database.models import Article
+    from newsletter.editions.service import start_edition
+
+    later = utcnow() + timedelta(days=40)  # when all of them are past a 30-day retention
+    for archive, expected_left in (("public", 4), ("off", 0)):
+        newsletters = [{"id": "daily", "name": "Daily", "archive": archive}]
+        settings = make_settings(articles={"retention_days": 30}, newsletters=newsletters)
+        async with open_context(settings) as context:
+            async with context.db.session() as session:
+                await session.execute(delete(Article))
+                await session.commit()
+            carried = await add_articles(context, 4)
+            await add_subscribers(context, 1, prefix=f"reader-{archive}")
+            await start_edition(context, "daily", new=True)
+            # Stored after the edition was built: in no variant.
+            await add_articles(context, 3, now=utcnow() - timedelta(hours=1))
+            assert await delete_old_articles(context, now=later) == 7 - expected_left
+            async with context.db.session() as session:
+                left = sorted((await session.scalars(select(Article.id))).all())
+            assert left == (sorted(carried) if expected_left else []), archive
