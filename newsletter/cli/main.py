@@ -9,7 +9,7 @@ from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from newsletter import __version__
 from newsletter.cli import articles as articles_cmd
-from newsletter.cli import bounces, configcmd, db, demo, dkim, editions, serve, smtp
+from newsletter.cli import bounces, configcmd, db, demo, dkim, editions, serve, smtp, stats
 from newsletter.cli import preview as preview_cmd
 from newsletter.cli import subscribers as subscribers_cmd
 
@@ -62,6 +62,7 @@ app.command()(editions.send)
 app.command()(demo.demo)
 app.add_typer(editions.app, name="editions")
 app.command(name="preview")(preview_cmd.preview)
+app.command()(stats.stats)
 
 
 def _version(value: bool) -> None:

@@ -23,6 +23,7 @@ from newsletter.config.sections import (
     SiteConfig,
     SmtpConfig,
     SubscriptionsConfig,
+    TrackingConfig,
 )
 from newsletter.config.settings import ENV_PREFIX, Settings
 from newsletter.errors import ConfigError
@@ -32,6 +33,7 @@ __all__ = [
     "DEFAULT_SECRET",
     "ENV_PREFIX",
     "ArticlesConfig",
+    "TrackingConfig",
     "BouncesConfig",
     "ConfigError",
     "DatabaseConfig",

@@ -341,6 +341,17 @@ class ArticlesConfig(Section):
     retention_days: int = Field(default=90, ge=0, le=36_500)
 
 
+class TrackingConfig(Section):
+    # Click events (and per-reader opens) older than this are deleted; counts of old editions go
+    # with them.
+    retention_days: int = Field(default=180, ge=1, le=36_500)
+    # A click this soon after its message went out is a link scanner's, not a reader's (counted
+    # apart, with its timing kept so the window can be tuned).
+    scanner_seconds: int = Field(default=60, ge=0, le=86_400)
+    # Clicks counted per client address a minute; more are redirected but counted apart.
+    max_clicks_per_minute: int = Field(default=30, ge=1, le=100_000)
+
+
 class FeedConfig(Section):
     url: str
     section: SectionName | None = None
@@ -386,6 +397,9 @@ class NewsletterConfig(Section):
     # Its editions on the web: "public" (listed, indexable, in the archive feed and sitemap),
     # "private" (only through the link in each email, signed per edition) or "off".
     archive: Literal["public", "private", "off"] = "public"
+    # What readers click: "off" (links go straight to the articles), "aggregate" (clicks counted
+    # per article and edition, nobody's identity kept) or "per_reader" (also whose; opens too).
+    tracking: Literal["off", "aggregate", "per_reader"] = "off"
 
     @model_validator(mode="after")
     def _cron(self) -> NewsletterConfig:

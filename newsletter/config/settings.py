@@ -24,6 +24,7 @@ from newsletter.config.sections import (
     SiteConfig,
     SmtpConfig,
     SubscriptionsConfig,
+    TrackingConfig,
 )
 from newsletter.errors import InvalidInput
 
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     subscriptions: SubscriptionsConfig = SubscriptionsConfig()
     ingest: IngestConfig = IngestConfig()
     articles: ArticlesConfig = ArticlesConfig()
+    tracking: TrackingConfig = TrackingConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     logging: LoggingConfig = LoggingConfig()
     feeds: list[FeedConfig] = []

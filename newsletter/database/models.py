@@ -305,6 +305,26 @@ class Event(Base):
     detail: Mapped[str | None] = mapped_column(Text)
 
 
+class Click(Base):
+    """A click on a tracked article link, or (per-reader tracking) an open: one row each, counted
+    or `filtered` (scanner, head, bot, prefetch, repeat), never holding a reader's identity unless
+    the newsletter tracks per reader."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (Index("ix_clicks_edition_article", "edition_id", "article_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    kind: Mapped[str] = mapped_column(String(10))  # click | open
+    edition_id: Mapped[int] = mapped_column(Integer)
+    article_id: Mapped[int | None] = mapped_column(Integer)
+    filtered: Mapped[str | None] = mapped_column(String(20))
+    # Seconds between the message going out and the click, rounded down to a timing bucket.
+    after_send_seconds: Mapped[int | None] = mapped_column(Integer)
+    delivery_id: Mapped[int | None] = mapped_column(BigInteger)
+    subscriber_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
 class RateLimitWindow(Base):
     """Requests counted per client and fixed window, where every web process sees them."""
 

@@ -31,6 +31,7 @@ from newsletter.delivery.decisions import unbuildable
 from newsletter.delivery.store import LEDGER
 from newsletter.editions import lifecycle
 from newsletter.editions.selection import narrowed, select_articles, window_start
+from newsletter.engagement.tokens import ClickLinks, EditionTracking
 from newsletter.errors import RenderError
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
@@ -221,6 +222,9 @@ async def _variant(
         articles,
         timezone=zone.key,
         view_url=view_url,
+        tracking=None
+        if newsletter.tracking == "off"
+        else EditionTracking(ClickLinks(renderer.settings), newsletter, edition.id),
     )
     variant = EditionVariant(
         edition_id=edition.id,

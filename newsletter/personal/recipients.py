@@ -16,6 +16,8 @@ _ID_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*")
 _OUR_ID = re.compile(r"<([A-Za-z0-9][A-Za-z0-9_-]*(?:\.[A-Za-z0-9_-]+)*)\.([a-z2-7]{8})@([^<>@\s]+)>")
 # Links for nobody in particular (previews, test copies): subscriber 0 does not exist.
 NOBODY = LinkOwner(0, "0" * 12)
+# The reader a preview's or test copy's tracked links name: no delivery, so a click counts nothing.
+PREVIEW_READER = "preview"
 
 
 def make_message_id(settings: Settings, kind: str, *parts: int | str) -> str:
@@ -79,11 +81,14 @@ class PersonalMail:
         self.message_ids = MessageIds(settings)
         self.bounce_tags = BounceTags(settings)
 
-    def digest_fields(self, owner: LinkOwner, email: str, newsletter_id: str) -> dict[str, str]:
+    def digest_fields(
+        self, owner: LinkOwner, email: str, newsletter_id: str, reader_tag: str = PREVIEW_READER
+    ) -> dict[str, str]:
         return {
             "unsubscribe_url": self.links.unsubscribe(owner, newsletter_id),
             "preferences_url": self.links.preferences(owner),
             "email": email,
+            "reader_tag": reader_tag,
         }
 
     def digest(
@@ -93,7 +98,7 @@ class PersonalMail:
         every time it is sent to them."""
         message_id = self.message_ids.digest(edition_id, owner.subscriber_id)
         tag = self.bounce_tags.tag(TagKind.DELIVERY, delivery_id)
-        return Recipient(email, message_id, self.digest_fields(owner, email, newsletter_id), tag)
+        return Recipient(email, message_id, self.digest_fields(owner, email, newsletter_id, tag), tag)
 
     def sample(self, email: str, newsletter_id: str, tag: str, owner: LinkOwner = NOBODY) -> Recipient:
         """A digest for a preview, a dry run or a test copy (`tag` names which)."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
@@ -18,6 +18,14 @@ from newsletter.rendering.environment import make_environment
 from newsletter.rendering.inline import inline_css
 from newsletter.rendering.links import utm_parameters
 from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, PersonalTokens
+
+
+class Tracking(Protocol):
+    """How an edition's emails link to its articles when the newsletter counts clicks."""
+
+    def link(self, article_id: int, reader: str) -> str: ...
+
+    def pixel(self, reader: str) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -50,13 +58,16 @@ class DigestRenderer:
         *,
         timezone: str | None = None,
         view_url: str = "",
+        tracking: Tracking | None = None,
     ) -> RenderedEmail:
         """Articles lead first; none renders the short "no new stories" digest. Times are shown
         in `timezone` (the readers' of this variant), else the newsletter's; `view_url` is the
         edition's page in the web archive ("": no "View in your browser" link). CPU-heavy
         (premailer, ~25 ms): callers inside the service run it in a thread."""
         tokens = PersonalTokens.fresh()
-        values = self.digest_context(newsletter, edition_date, articles, tokens, timezone=timezone)
+        values = self.digest_context(
+            newsletter, edition_date, articles, tokens, timezone=timezone, tracking=tracking
+        )
         values["view_url"] = view_url
         return self._render("digest", values["subject"], values, tokens)
 
@@ -68,11 +79,21 @@ class DigestRenderer:
         tokens: PersonalTokens,
         *,
         timezone: str | None = None,
+        tracking: Tracking | None = None,
     ) -> dict[str, Any]:
-        """What the digest templates see; the personal fields are `tokens`."""
+        """What the digest templates see; the personal fields are `tokens`. With `tracking`,
+        article links go through its redirects (the reader's tag a personal field)."""
         zone = reader_zone(newsletter, timezone)
         utm = utm_parameters(newsletter)
         views = [article_view(article, zone, utm) for article in articles]
+        reader = tokens.token("reader_tag")
+        pixel = ""
+        if tracking is not None:
+            views = [
+                replace(view, url=tracking.link(article.id, reader)) if view.url else view
+                for view, article in zip(views, articles, strict=True)
+            ]
+            pixel = tracking.pixel(reader)
         lead = views[0] if views else None
         return {
             **self._common(digest_subject(self.settings, newsletter, edition_date)),
@@ -82,6 +103,7 @@ class DigestRenderer:
             "sections": group_by_section(views[1:], self.settings.sections_of(newsletter)),
             "story_count": len(views),
             "preheader": _preheader(lead, len(views), self.settings.site.name),
+            "open_pixel_url": pixel,
             **tokens.placeholders(DIGEST_FIELDS),
         }
 

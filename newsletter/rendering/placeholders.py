@@ -16,7 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
-DIGEST_FIELDS = frozenset({"unsubscribe_url", "preferences_url", "email"})
+# reader_tag: the delivery's signed tag, in per-reader click links and the open pixel.
+DIGEST_FIELDS = frozenset({"unsubscribe_url", "preferences_url", "email", "reader_tag"})
 CONFIRMATION_FIELDS = frozenset({"confirm_url", "email"})
 
 # ASCII letters and underscores only: nothing on the way (autoescaping, premailer, lxml,

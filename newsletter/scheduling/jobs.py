@@ -12,6 +12,7 @@ from newsletter.context import AppContext
 from newsletter.database.models import Edition, utcnow
 from newsletter.database.ratelimit import forget_windows
 from newsletter.editions.builder import build_edition, open_edition
+from newsletter.engagement.retention import delete_old_clicks
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
 from newsletter.scheduling import metrics
@@ -89,7 +90,9 @@ async def cleanup_pending(context: AppContext) -> int:
 
 
 async def cleanup_articles(context: AppContext) -> int:
-    """Delete articles older than `articles.retention_days`."""
+    """Delete articles older than `articles.retention_days`, and clicks older than
+    `tracking.retention_days`."""
+    await delete_old_clicks(context)
     return await delete_old_articles(context)
 
 

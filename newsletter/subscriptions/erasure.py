@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from newsletter.config import Settings
 from newsletter.database.models import (
     BounceEvent,
+    Click,
     Delivery,
     Subscriber,
     Subscription,
@@ -62,6 +63,10 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
         entry.email = None
     await session.execute(
         update(BounceEvent).where(BounceEvent.subscriber_id == subscriber.id).values(recipient=None)
+    )
+    # Per-reader clicks and opens become anonymous: the article's counts stay, whose goes.
+    await session.execute(
+        update(Click).where(Click.subscriber_id == subscriber.id).values(subscriber_id=None, delivery_id=None)
     )
     await session.flush()
     log.info("subscriber.erased", subscriber=subscriber.id, source=actor.source)

@@ -16,6 +16,7 @@ from newsletter.database.models import utcnow
 from newsletter.editions import service
 from newsletter.editions.builder import open_edition
 from newsletter.editions.trial import dry_run
+from newsletter.engagement import stats as engagement
 from newsletter.web.auth import AdminDep
 from newsletter.web.bodies import decode_json
 from newsletter.web.deps import ContextDep
@@ -136,3 +137,10 @@ async def republish(edition_id: EditionId, request: Request, context: ContextDep
     state = await operators.republish(context, edition_id)
     request.app.state.archive.cache.clear()
     return state.as_json()
+
+
+@router.get("/{edition_id}/stats", responses={404: {"description": "no such edition"}})
+async def stats(edition_id: EditionId, context: ContextDep) -> dict[str, Any]:
+    """Readers' clicks on the edition's articles (per article and section), its click rate over
+    delivered messages, what the filter counted apart and when clicks came."""
+    return (await engagement.edition_stats(context, edition_id)).as_json()

@@ -24,6 +24,7 @@ from newsletter.web import (
     api_editions,
     api_subscribers,
     archive,
+    clicks,
     docs,
     errors,
     health,
@@ -86,6 +87,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     app.include_router(health.router, responses=COMMON_RESPONSES)
     app.include_router(pages.router)
     app.include_router(archive.router)
+    app.include_router(clicks.router)
     app.include_router(webhooks.router, responses={413: COMMON_RESPONSES[413]})
     for router in (api_articles.router, api_subscribers.router, api_editions.router, api_bounces.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
