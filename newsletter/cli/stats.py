@@ -13,6 +13,7 @@ from newsletter.cli.common import (
     ConfigOption,
     JsonOption,
     console,
+    fail,
     load,
     parse_since,
     print_json,
@@ -40,8 +41,7 @@ def stats(
     settings = load(config)
     if edition is None:
         if plot is not None:
-            console.print("error: --plot: needs --edition", style="red")
-            raise typer.Exit(2)
+            fail("--plot: draws one edition's clicks; add --edition ID")
         start = parse_since(since) or utcnow() - timedelta(days=DEFAULT_DAYS)
         top = with_context(
             settings, lambda context: engagement.top_articles(context, since=start, limit=limit)

@@ -3,83 +3,27 @@ counts and for whom, what the filter sets apart, and what forged links get."""
 
 from __future__ import annotations
 
-import email.message
 import re
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-import pytest
-from sqlalchemy import delete, select
+from sqlalchemy import delete
 
-from newsletter.config import Settings
-from newsletter.context import AppContext
-from newsletter.database.models import Article, Click
-from newsletter.editions.sending import drain
+from newsletter.database.models import Article
 from newsletter.engagement.stats import edition_stats
 from newsletter.subscriptions.addresses import normalise_address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.erasure import erase
-from newsletter.web import create_app
-from tests.conftest import ADMIN_TOKEN, SettingsFactory
-from tests.support.editions import Scenario, Setup, scenario_factory
-from tests.support.smtp import Mailbox
-
-BASE_URL = "https://news.londondaily.example"
-READER = {"User-Agent": "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15"}
-
-
-TrackedScenario = Callable[[dict[str, int]], Scenario]
-
-
-@pytest.fixture
-def scenario(make_settings: SettingsFactory) -> TrackedScenario:
-    """`scenario(tracking)`: editions sent on settings with that [tracking] section."""
-
-    def with_tracking(tracking: dict[str, int]) -> Scenario:
-        def settings(**sections: Any) -> Settings:
-            return make_settings(site={"base_url": BASE_URL}, tracking=tracking, **sections)
-
-        return scenario_factory(settings)
-
-    return with_tracking
-
-
-@asynccontextmanager
-async def sent(
-    scenario: TrackedScenario, mode: str, tracking: dict[str, int] | None = None
-) -> AsyncIterator[Setup]:
-    newsletters = [{"id": "daily", "name": "London Daily Briefing", "tracking": mode, "utm_source": "nl"}]
-    async with scenario(tracking or {"scanner_seconds": 0})(Mailbox(), 2, newsletters=newsletters) as s:
-        await drain(s.context, editions={s.edition.id})
-        yield s
-
-
-@asynccontextmanager
-async def web(context: AppContext, client: str = "198.51.100.7") -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(context.settings, context), client=(client, 40000))
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-        yield http
-
-
-def html_of(message: email.message.EmailMessage) -> str:
-    return message.get_body(("html",)).get_content()  # type: ignore[union-attr]
-
-
-def story_links(s: Setup) -> list[list[str]]:
-    """Each email's story links (the headlines'), in order."""
-    found = []
-    for received in s.handler.messages():
-        html = html_of(received.message())
-        found.append(re.findall(r'class="(?:lead|story)-title"[^>]*><a href="([^"]+)"', html))
-    return found
-
-
-async def clicks(context: AppContext) -> list[Click]:
-    async with context.db.session() as session:
-        return list((await session.scalars(select(Click).order_by(Click.id))).all())
+from tests.conftest import ADMIN_TOKEN
+from tests.engagement.helpers import (
+    BASE_URL,
+    READER,
+    TrackedScenario,
+    clicks,
+    html_of,
+    sent,
+    story_links,
+    web,
+)
 
 
 async def test_aggregate_links_count_clicks_per_article_and_keep_nobody(scenario: TrackedScenario) -> None:
