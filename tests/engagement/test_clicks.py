@@ -46,6 +46,9 @@ async def test_aggregate_links_count_clicks_per_article_and_keep_nobody(scenario
         stats = await edition_stats(s.context, s.edition.id)
         assert (stats.clicks, stats.delivered, stats.readers_clicked) == (1, 2, None)
         assert stats.click_rate == 0.5 and stats.articles[0].clicks == 1
+        metrics = await client.get("/metrics", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+        counted = 'newsletter_clicks_total{counted="yes",kind="click",newsletter="daily"}'
+        assert counted in metrics.text
 
 
 async def test_per_reader_links_name_the_delivery_and_erasure_anonymises(scenario: TrackedScenario) -> None:
