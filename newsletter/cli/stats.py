@@ -36,8 +36,7 @@ def stats(
     config: ConfigOption = None,
     json: JsonOption = False,
 ) -> None:
-    """Readers' clicks (scanners, bots and repeats counted apart): one edition's per article and
-    section, its click rate and timing; or the most clicked articles over a period."""
+    """Readers' clicks: one edition's per article and section, or the most clicked over a period."""
     settings = load(config)
     if edition is None:
         if plot is not None:
