@@ -29,7 +29,7 @@ _BOT_AGENTS = re.compile(
     r"|google-safety|googleimageproxy|microsoft office|ms-office|outlook-iOS-android/|zgrab|masscan",
     re.IGNORECASE,
 )
-_PREFETCH_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
+PREFETCH_HEADERS = ("purpose", "sec-purpose", "x-purpose", "x-moz")
 # Lower bounds of the timing buckets, in seconds after the message went out.
 BUCKETS = (0, 10, 30, 60, 300, 3600, 86400, 7 * 86400)
 
@@ -47,7 +47,7 @@ def classify(
     if method == "HEAD":
         return Filtered.HEAD
     if any("prefetch" in headers.get(name, "").lower() or headers.get(name, "").lower() == "preview"
-           for name in _PREFETCH_HEADERS):  # fmt: skip
+           for name in PREFETCH_HEADERS):  # fmt: skip
         return Filtered.PREFETCH
     agent = headers.get("user-agent", "")
     if not agent or _BOT_AGENTS.search(agent):

@@ -5,6 +5,8 @@ since is a 410 pointing at the edition's page."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException
@@ -31,29 +33,44 @@ def _desk(request: Request) -> ClickDesk:
     return desk
 
 
-# Routes take the request alone (like the archive's): a redirect is answered thousands of times
-# a minute after a send, and FastAPI's parameter machinery would cost more than the answer.
-@router.api_route("/r/open/{reader}.gif", methods=["GET", "HEAD"])
+# Plain Starlette routes, not FastAPI's: a redirect is answered thousands of times a minute
+# after a send, and FastAPI's request handling (dependency solving, even for a route that takes
+# the request alone) costs as much as the click's own work. Each sets `scope["route"]` itself,
+# as FastAPI would, for the error logs' route template. GET and HEAD both, as before (Starlette
+# adds HEAD to GET anyway); any other method is a 405.
 async def open_pixel(request: Request) -> Response:
+    request.scope["route"] = OPEN_PIXEL
     await _desk(request).opened(request.path_params["reader"], request.method, request.headers)
     return Response(PIXEL, media_type="image/gif", headers=NO_STORE)
 
 
-@router.api_route("/r/{token}", methods=["GET", "HEAD"])
 async def follow(request: Request) -> Response:
+    request.scope["route"] = FOLLOW
     return await _follow(request, None)
 
 
-@router.api_route("/r/{token}/{reader}", methods=["GET", "HEAD"])
 async def follow_per_reader(request: Request) -> Response:
+    request.scope["route"] = FOLLOW_PER_READER
     return await _follow(request, request.path_params["reader"])
 
 
+for _path, _endpoint in (
+    # The token route first: the one clicked most. The pixel's before the per-reader link's,
+    # which would take its paths too.
+    ("/r/{token}", follow),
+    ("/r/open/{reader}.gif", open_pixel),
+    ("/r/{token}/{reader}", follow_per_reader),
+):
+    router.add_route(_path, _endpoint, methods=["GET", "HEAD"], include_in_schema=False)
+FOLLOW, OPEN_PIXEL, FOLLOW_PER_READER = router.routes
+
+
 async def _follow(request: Request, reader: str | None) -> Response:
-    client = request.client.host if request.client else "unknown"
+    scope = request.scope
+    client = scope["client"][0] if scope.get("client") else "unknown"
     desk = _desk(request)
     followed = await desk.follow(
-        request.path_params["token"], reader, request.method, request.headers, client
+        scope["path_params"]["token"], reader, scope["method"], _headers(scope["headers"]), client
     )
     if followed is None:
         raise HTTPException(404)
@@ -68,4 +85,32 @@ async def _follow(request: Request, reader: str | None) -> Response:
             if "/archive/" in followed.elsewhere
             else "Go to the site",
         )
-    return Response(status_code=302, headers={**NO_STORE, "Location": followed.url})
+    return _Redirect(followed.url)
+
+
+def _headers(raw: Sequence[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers as `request.headers` reads them (the first of a repeated name),
+    in a plain dict: the click reads several of them, and each `Headers.get` scans the list."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
+
+
+# The 302's headers, encoded once a location (a link is clicked again and again after a send).
+_REDIRECT_HEADERS: dict[str, tuple[tuple[bytes, bytes], ...]] = {}
+REDIRECT_HEADERS_KEPT = 4096
+
+
+class _Redirect(Response):
+    """`Response(status_code=302, headers={**NO_STORE, "Location": url})`, its headers encoded
+    once for each location rather than on every answer."""
+
+    def __init__(self, url: str) -> None:
+        self.status_code = 302
+        self.background = None
+        self.body = b""
+        raw = _REDIRECT_HEADERS.get(url)
+        if raw is None:
+            if len(_REDIRECT_HEADERS) >= REDIRECT_HEADERS_KEPT:
+                _REDIRECT_HEADERS.clear()
+            encoded = Response(status_code=302, headers={**NO_STORE, "Location": url}).raw_headers
+            raw = _REDIRECT_HEADERS[url] = tuple(encoded)
+        self.raw_headers = list(raw)
