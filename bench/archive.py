@@ -16,17 +16,14 @@ Aim (issue 20): at least 2,000 requests a second on one core with p99 under 50 m
 from __future__ import annotations
 
 import asyncio
-import os
 import tempfile
 import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 from bench import processes
-from bench.cpu import CoresBusy
+from bench.cpu import CoresBusy, cpu_seconds, pin, running_on, split_cores
 from bench.figures import Figure, at_least, ratio, skipped
 from bench.ledger import edition_status
 from bench.population import populated
@@ -82,24 +79,24 @@ async def _sent_edition(db: Scratch, smtp_port: int) -> str:
 
 
 def _measure(db: Scratch, wrk: str, path: str, window: int, *, warm: bool) -> list[Figure]:
-    server_cores, load_cores = _split_cores()
+    server_cores, load_cores = split_cores()
     port = free_port()
     env = db.env(server__port=str(port), server__scheduler="false", server__worker="false")
     server = processes.Running(("serve",), env, db.folder / "serve.log", db.folder)
-    _pin(server.pid, server_cores)  # before it starts any thread; its threads are pinned again below
+    pin(server.pid, server_cores)  # before it starts any thread; its threads are pinned again below
     try:
         wait_for_port(port, timeout=60)
         page_bytes = _check(port, path)
-        _pin(server.pid, server_cores)
-        with _running_on(load_cores):
+        pin(server.pid, server_cores)
+        with running_on(load_cores):
             if warm:
                 wrk_load(wrk, port, "get", 2, path)
                 wrk_load(wrk, port, "healthz", 2)
             health = wrk_load(wrk, port, "healthz", window)
-            cpu_before = _cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(server.pid)
             with CoresBusy() as busy:
                 page = wrk_load(wrk, port, "get", window, path)
-            cpu = _cpu_seconds(server.pid) - cpu_before
+            cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         stopped = server.stop()
     if stopped.returncode not in (0, -15):
@@ -116,42 +113,6 @@ def _check(port: int, path: str) -> int:
         if answer.status != 200 or not kind.startswith("text/html"):
             raise RuntimeError(f"{path} answered {answer.status} ({kind})")
     return len(body)
-
-
-def _split_cores() -> tuple[set[int], set[int]]:
-    """One core for the server, the others for wrk (all of them on a one-core machine)."""
-    available = sorted(os.sched_getaffinity(0))
-    server = {available[-1]}
-    return server, set(available[:-1]) or server
-
-
-def _pin(pid: int, cores: set[int]) -> None:
-    """Every thread of process `pid` on `cores` (threads started later inherit it)."""
-    try:
-        tasks = list(Path(f"/proc/{pid}/task").iterdir())
-    except FileNotFoundError:
-        return  # it has ended already: waiting for its port will fail
-    for task in tasks:
-        try:
-            os.sched_setaffinity(int(task.name), cores)
-        except (ProcessLookupError, PermissionError):
-            continue
-
-
-@contextmanager
-def _running_on(cores: set[int]) -> Iterator[None]:
-    """This thread, and the processes it starts meanwhile (wrk), on `cores`."""
-    before = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, cores)
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, before)
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks (USER_HZ = 100)
 
 
 def _figures(

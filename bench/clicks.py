@@ -36,8 +36,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import func, select
 
 from bench import processes
-from bench.archive import _cpu_seconds, _pin, _running_on, _split_cores
-from bench.cpu import CoresBusy
+from bench.cpu import CoresBusy, cpu_seconds, pin, running_on, split_cores
 from bench.figures import Figure, at_least, ratio, skipped
 from bench.ledger import edition_status
 from bench.population import populated
@@ -131,24 +130,24 @@ def _measure(db: Scratch, wrk: str, links: list[str], window: int, *, warm: bool
     """`links[0]` for the check and the warm-up, `links[1]` for the measured run: the rows of
     the measured run are those of its article alone."""
     checked, measured = links[0], links[1]
-    server_cores, load_cores = _split_cores()
+    server_cores, load_cores = split_cores()
     port = free_port()
     env = db.env(server__port=str(port), server__scheduler="false", server__worker="false")
     server = processes.Running(("serve",), env, db.folder / "serve.log", db.folder)
-    _pin(server.pid, server_cores)  # before it starts any thread; its threads are pinned again below
+    pin(server.pid, server_cores)  # before it starts any thread; its threads are pinned again below
     try:
         wait_for_port(port, timeout=60)
         target = _check(port, checked)
-        _pin(server.pid, server_cores)
-        with _running_on(load_cores):
+        pin(server.pid, server_cores)
+        with running_on(load_cores):
             if warm:
                 _clicks(wrk, port, 2, checked)
                 wrk_load(wrk, port, "healthz", 2)
             health = wrk_load(wrk, port, "healthz", window)
-            cpu_before = _cpu_seconds(server.pid)
+            cpu_before = cpu_seconds(server.pid)
             with CoresBusy() as busy:
                 clicks = _clicks(wrk, port, window, measured)
-            cpu = _cpu_seconds(server.pid) - cpu_before
+            cpu = cpu_seconds(server.pid) - cpu_before
     finally:
         stopped = server.stop()  # SIGTERM: the requests in flight are answered, their rows written
     if stopped.returncode not in (0, -15):

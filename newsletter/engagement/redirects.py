@@ -15,7 +15,7 @@ from newsletter.config import NewsletterConfig
 from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
 from newsletter.database.models import Article, Delivery, Edition, utcnow
-from newsletter.engagement.filtering import PREFETCH_HEADERS, ClientWindow, Filtered, bucket, classify
+from newsletter.engagement.filtering import ClientWindow, bucket, classify
 from newsletter.engagement.metrics import CLICKS
 from newsletter.engagement.recorder import ClickRecorder
 from newsletter.engagement.tokens import ClickLinks, ClickTarget
@@ -29,9 +29,6 @@ log = get_logger(__name__)
 # How long an article's URL and its edition's facts are kept in memory.
 TARGET_SECONDS = 300
 TARGETS_KEPT = 20_000
-# Classifications kept (see _Classifier), and the longest set of headers one is kept for.
-CLASSIFIED_KEPT = 4096
-CLASSIFIED_KEY_CHARS = 1024
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,6 @@ class ClickDesk:
         self.archive = ArchiveLinks(settings)
         self.recorder = ClickRecorder(context.writer)
         self.window = ClientWindow(settings.tracking.max_clicks_per_minute)
-        self.classify = _Classifier(settings.tracking.scanner_seconds)
         self._targets: OrderedDict[ClickTarget, tuple[float, _Target | None]] = OrderedDict()
         self._counters: dict[tuple[str, str, str], Any] = {}
 
@@ -115,7 +111,7 @@ class ClickDesk:
             if delivery is not None:
                 sent_at = delivery.sent_at or sent_at
         after = _seconds_since(sent_at)
-        reason = self.classify(method, headers, after)
+        reason = classify(method, headers, after, self.context.settings.tracking.scanner_seconds)
         # The same link again: per reader, each reader's own link is another link.
         reason = reason or self.window.check(client, f"{token}/{reader or ''}")
         row = _row("click", target.edition_id, target.article_id, reason, after)
@@ -184,36 +180,6 @@ class ClickDesk:
         if found is None:
             return None
         return _Delivery(tag.row_id, found[0], found[1], found[2], found[3])
-
-
-class _Classifier:
-    """`classify` remembered for the headers it reads: browsers send the same few User-Agents
-    over and over, and the bot pattern's search costs ~90 µs a click (more than all the rest of
-    the click's own work). The answer depends on the method, the User-Agent, the prefetch
-    headers and whether the click is within the scanner window, so those are the key; an
-    unusually long set of them is classified afresh each time, never kept."""
-
-    def __init__(self, scanner_seconds: int) -> None:
-        self.scanner_seconds = scanner_seconds
-        self._kept: dict[tuple[object, ...], Filtered | None] = {}
-
-    def __call__(self, method: str, headers: Mapping[str, str], after: float | None) -> Filtered | None:
-        key = (
-            method,
-            after is not None and after < self.scanner_seconds,
-            headers.get("user-agent", ""),
-            *[headers.get(name, "") for name in PREFETCH_HEADERS],
-        )
-        try:
-            return self._kept[key]
-        except KeyError:
-            pass
-        reason = classify(method, headers, after, self.scanner_seconds)
-        if sum(len(part) for part in key if isinstance(part, str)) <= CLASSIFIED_KEY_CHARS:
-            if len(self._kept) >= CLASSIFIED_KEPT:
-                self._kept.clear()
-            self._kept[key] = reason
-        return reason
 
 
 @dataclass(frozen=True)
