@@ -21,6 +21,13 @@ class AppContext:
     # Short synchronous transactions off the event loop (bounce reports): a thread of its own,
     # started on first use and closed with the context.
     writer: LedgerWriter | None = None
+    # PostgreSQL only: a second such thread, for work that needs no order with the first's
+    # (clicks), so that two transactions can commit at once. SQLite writes one at a time.
+    second_writer: LedgerWriter | None = None
+
+    def ledger_lanes(self) -> list[LedgerWriter]:
+        """The ledger threads that unordered work may spread over."""
+        return [w for w in (self.writer, self.second_writer) if w is not None]
 
 
 @asynccontextmanager
@@ -28,12 +35,17 @@ async def open_context(settings: Settings, *, migrate: bool = True) -> AsyncIter
     """Open the database (raising DatabaseUnavailable), bring its schema up to date."""
     db = open_database(settings.database)
     writer = LedgerWriter(settings.database, db.foreground)
+    second = None if db.is_sqlite else LedgerWriter(settings.database, db.foreground)
     try:
         await db.ping()
         before = (await upgrade(db))[0] if migrate else ""
-        yield AppContext(settings, db, created=before is None, writer=writer)
+        yield AppContext(settings, db, created=before is None, writer=writer, second_writer=second)
     finally:
         try:
-            await writer.close()
-        finally:  # even when closing the writer was cancelled: no connection left to the GC
+            try:
+                await writer.close()
+            finally:
+                if second is not None:
+                    await second.close()
+        finally:  # even when closing a writer was cancelled: no connection left to the GC
             await db.dispose()

@@ -58,7 +58,7 @@ class ClickDesk:
         self.links = ClickLinks(settings)
         self.tags = BounceTags(settings)
         self.archive = ArchiveLinks(settings)
-        self.recorder = ClickRecorder(context.writer)
+        self.recorder = ClickRecorder(context.ledger_lanes())
         self.window = ClientWindow(settings.tracking.max_clicks_per_minute)
         self._targets: OrderedDict[ClickTarget, tuple[float, _Target | None]] = OrderedDict()
         self._counters: dict[tuple[str, str, str], Any] = {}
