@@ -10,6 +10,7 @@ from newsletter.config.loading import DEFAULT_CONFIG_FILE, find_config_file, loa
 from newsletter.config.sections import (
     DEFAULT_SECRET,
     ArticlesConfig,
+    ConsoleConfig,
     DatabaseConfig,
     DeliveryConfig,
     DkimConfig,
@@ -34,6 +35,7 @@ __all__ = [
     "ENV_PREFIX",
     "ArticlesConfig",
     "TrackingConfig",
+    "ConsoleConfig",
     "BouncesConfig",
     "ConfigError",
     "DatabaseConfig",

@@ -352,6 +352,16 @@ class TrackingConfig(Section):
     max_clicks_per_minute: int = Field(default=30, ge=1, le=100_000)
 
 
+class ConsoleConfig(Section):
+    # The operator console under /admin (accounts from `newsletter admins add`); off: 404.
+    enabled: bool = True
+    # A console session ends after this long without a request, and in any case after max_hours.
+    idle_minutes: int = Field(default=60, ge=1, le=10_080)
+    max_hours: int = Field(default=12, ge=1, le=720)
+    # Failed logins allowed per account, and per client address, in 15 minutes; then refused.
+    login_attempts: int = Field(default=5, ge=1, le=1_000)
+
+
 class FeedConfig(Section):
     url: str
     section: SectionName | None = None

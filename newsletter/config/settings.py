@@ -11,6 +11,7 @@ from newsletter.config import exposure
 from newsletter.config.bounces import BouncesConfig
 from newsletter.config.sections import (
     ArticlesConfig,
+    ConsoleConfig,
     DatabaseConfig,
     DeliveryConfig,
     DkimConfig,
@@ -57,6 +58,7 @@ class Settings(BaseSettings):
     ingest: IngestConfig = IngestConfig()
     articles: ArticlesConfig = ArticlesConfig()
     tracking: TrackingConfig = TrackingConfig()
+    console: ConsoleConfig = ConsoleConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     logging: LoggingConfig = LoggingConfig()
     feeds: list[FeedConfig] = []

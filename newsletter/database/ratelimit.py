@@ -100,6 +100,19 @@ class SharedRateLimiter:
         )
         return self._wait(now, start, {row.window_start: row.hits for row in rows}, covered)
 
+    async def waiting(self, conn: AsyncConnection, client: str) -> int | None:
+        """Whole seconds until one more request would be allowed, counting none; None: now."""
+        now = self._clock()
+        start = int(now // self.window) * self.window
+        covered = 1 - (now - start) / self.window
+        rows = await conn.execute(
+            _WINDOWS, {"bucket": self.bucket(client), "starts": [start, start - self.window]}
+        )
+        hits = {row.window_start: row.hits for row in rows}
+        if hits.get(start, 0) + 1 + hits.get(start - self.window, 0) * covered <= self.limit:
+            return None
+        return self._wait(now, start, hits, covered)
+
     def _wait(self, now: float, start: int, hits: dict[int, int], covered: float) -> int:
         """Seconds until one more request fits: the previous window's share fades linearly."""
         current = hits.get(start, 0)

@@ -213,6 +213,19 @@ async def resume(context: AppContext, edition_id: int) -> EditionReport:
     return await report(context, edition_id)
 
 
+async def pause(context: AppContext, edition_id: int, reason: str) -> EditionReport:
+    """Hold an edition that is building or sending (workers finish what they hold); resume
+    continues it."""
+    async with context.db.engine.begin() as conn:
+        status = await conn.scalar(select(Edition.status).where(Edition.id == edition_id))
+        if status is None:
+            raise NotFound(f"edition {edition_id}")
+        if not await conn.run_sync(lifecycle.pause, edition_id, reason):
+            raise InvalidInput("edition", f"edition {edition_id} is {status}: only building or sending pause")
+    log.info("edition.paused", edition=edition_id)
+    return await report(context, edition_id)
+
+
 async def cancel(context: AppContext, edition_id: int) -> EditionReport:
     """Stop further sends of an edition: what is not yet sent is skipped."""
     async with context.db.engine.begin() as conn:

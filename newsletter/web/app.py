@@ -25,6 +25,11 @@ from newsletter.web import (
     api_subscribers,
     archive,
     clicks,
+    console,
+    console_articles,
+    console_pages,
+    console_reports,
+    console_subscribers,
     docs,
     errors,
     health,
@@ -89,6 +94,12 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     app.include_router(archive.router)
     app.include_router(clicks.router)
     app.include_router(webhooks.router, responses={413: COMMON_RESPONSES[413]})
+    if settings.console.enabled:
+        app.state.console = console.Console(settings)
+        for section in (console, console_pages, console_articles, console_subscribers, console_reports):
+            app.include_router(section.router)
+        app.add_exception_handler(console.LoginRequired, console.to_login)
+        app.add_exception_handler(console.Refused, console.refused)
     for router in (api_articles.router, api_subscribers.router, api_editions.router, api_bounces.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app

@@ -1,0 +1,77 @@
+"""What the console's first page shows: next and last editions, readers, feeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select
+
+from newsletter.bounces.queries import counts_for_edition
+from newsletter.context import AppContext
+from newsletter.database.models import FeedState, Subscriber, utcnow
+from newsletter.editions import service
+from newsletter.editions.service import EditionReport
+from newsletter.scheduling.timing import trigger_for
+
+RECENT_EDITIONS = 8
+
+
+@dataclass(frozen=True)
+class NextEdition:
+    newsletter: str
+    name: str
+    at_local: datetime | None
+    timezone: str
+
+
+@dataclass(frozen=True)
+class RecentEdition:
+    report: EditionReport
+    bounced: int
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    upcoming: list[NextEdition]
+    recent: list[RecentEdition]
+    readers: dict[str, int]
+    feeds: list[FeedState]
+
+
+async def dashboard(context: AppContext) -> Dashboard:
+    return Dashboard(
+        upcoming(context), await _recent(context), await _readers(context), await _feeds(context)
+    )
+
+
+def upcoming(context: AppContext, now: datetime | None = None) -> list[NextEdition]:
+    now = now or utcnow()
+    found = []
+    for newsletter in context.settings.newsletters:
+        fire = trigger_for(newsletter).get_next_fire_time(None, now)
+        local = fire.astimezone(ZoneInfo(newsletter.timezone)) if fire is not None else None
+        found.append(NextEdition(newsletter.id, newsletter.name, local, newsletter.timezone))
+    return found
+
+
+async def _recent(context: AppContext) -> list[RecentEdition]:
+    reports = await service.list_reports(context, limit=RECENT_EDITIONS)
+    recent = []
+    async with context.db.session() as session:
+        for report in reports:
+            returned = await counts_for_edition(session, report.id)
+            recent.append(RecentEdition(report, sum(returned.values())))
+    return recent
+
+
+async def _readers(context: AppContext) -> dict[str, int]:
+    query = select(Subscriber.status, func.count()).group_by(Subscriber.status)
+    async with context.db.session() as session:
+        return {status: int(n) for status, n in (await session.execute(query)).all()}
+
+
+async def _feeds(context: AppContext) -> list[FeedState]:
+    async with context.db.session() as session:
+        return list((await session.scalars(select(FeedState).order_by(FeedState.feed_url))).all())
