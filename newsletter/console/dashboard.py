@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 
 from newsletter.bounces.queries import counts_for_edition
+from newsletter.console.growth import Day, growth_svg, signups_per_day
 from newsletter.context import AppContext
 from newsletter.database.models import FeedState, Subscriber, utcnow
 from newsletter.editions import service
@@ -33,17 +34,53 @@ class RecentEdition:
 
 
 @dataclass(frozen=True)
+class RelayView:
+    name: str
+    server: str  # host:port
+    security: str  # none | starttls | tls
+    weight: float
+    rate_limit: float  # messages a second; 0: unlimited
+    concurrency: int
+
+
+@dataclass(frozen=True)
 class Dashboard:
     upcoming: list[NextEdition]
     recent: list[RecentEdition]
     readers: dict[str, int]
+    signups: list[Day]
     feeds: list[FeedState]
+    relays: list[RelayView]
+
+    @property
+    def growth_svg(self) -> str:
+        return growth_svg(self.signups)
 
 
 async def dashboard(context: AppContext) -> Dashboard:
     return Dashboard(
-        upcoming(context), await _recent(context), await _readers(context), await _feeds(context)
+        upcoming=upcoming(context),
+        recent=await _recent(context),
+        readers=await _readers(context),
+        signups=await signups_per_day(context),
+        feeds=await _feeds(context),
+        relays=relays(context),
     )
+
+
+def relays(context: AppContext) -> list[RelayView]:
+    """The relays editions go through, as configured (their faults show on the editions they stop)."""
+    return [
+        RelayView(
+            name=relay.name,
+            server=f"{relay.config.host}:{relay.config.port}",
+            security=relay.config.security,
+            weight=relay.weight,
+            rate_limit=relay.config.rate_limit,
+            concurrency=relay.config.concurrency,
+        )
+        for relay in context.settings.smtp.relay_settings()
+    ]
 
 
 def upcoming(context: AppContext, now: datetime | None = None) -> list[NextEdition]:

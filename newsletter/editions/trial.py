@@ -89,6 +89,13 @@ async def send_test_copy(
     rendered = await asyncio.to_thread(
         DigestRenderer(context.settings).render_digest, newsletter, now.date(), articles
     )
+    return await send_copy(context, newsletter, rendered, email, now)
+
+
+async def send_copy(
+    context: AppContext, newsletter: NewsletterConfig, rendered: RenderedEmail, email: str, now: datetime
+) -> SmtpReply:
+    """One copy of `rendered` to `email`, built as the edition builds its messages; nothing recorded."""
     tag = f"t.test.{int(now.timestamp())}"
     reader = PersonalMail(context.settings).sample(email, newsletter.id, tag)
     message = await asyncio.to_thread(_build_one, context, newsletter, rendered, now, reader)

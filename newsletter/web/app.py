@@ -26,6 +26,7 @@ from newsletter.web import (
     archive,
     clicks,
     console,
+    console_accounts,
     console_articles,
     console_pages,
     console_reports,
@@ -96,7 +97,14 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     app.include_router(webhooks.router, responses={413: COMMON_RESPONSES[413]})
     if settings.console.enabled:
         app.state.console = console.Console(settings)
-        for section in (console, console_pages, console_articles, console_subscribers, console_reports):
+        for section in (
+            console,
+            console_pages,
+            console_articles,
+            console_subscribers,
+            console_reports,
+            console_accounts,
+        ):
             app.include_router(section.router)
         app.add_exception_handler(console.LoginRequired, console.to_login)
         app.add_exception_handler(console.Refused, console.refused)

@@ -54,9 +54,16 @@ class Console:
         self.env.globals.update(site=settings.site, Role=Role)
         self.secure_cookies = not _is_local(settings.site.base_url)
 
-    def render(self, template: str, login: Login | None, status_code: int = 200, **data: Any) -> HTMLResponse:
+    def render(
+        self,
+        template: str,
+        login: Login | None,
+        status_code: int = 200,
+        headers: dict[str, str] | None = None,
+        **data: Any,
+    ) -> HTMLResponse:
         html = self.env.get_template(template).render(login=login, **data)
-        return HTMLResponse(html, status_code, headers=SECURITY_HEADERS)
+        return HTMLResponse(html, status_code, headers={**SECURITY_HEADERS, **(headers or {})})
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(

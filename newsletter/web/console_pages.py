@@ -11,19 +11,36 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
-from newsletter.console import audit, dashboard
+from newsletter.console import audit, dashboard, previews
 from newsletter.console.progress import progress_of, watch
+from newsletter.console.sessions import Login
+from newsletter.context import AppContext
 from newsletter.database.models import utcnow
 from newsletter.editions import service
 from newsletter.editions.builder import open_edition
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.web.console import PREFIX, ConsoleDep, Editor, Owner, Viewer, address, checked
+from newsletter.web.console import PREFIX, Console, ConsoleDep, Editor, Owner, Viewer, address, checked
 from newsletter.web.deps import ContextDep
+from newsletter.web.security import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 
 EditionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 ACTIONS = ("pause", "resume", "cancel")
 DONE = {"pause": "Paused: workers finish what they hold.", "resume": "Resumed.", "cancel": "Cancelled."}
+# The preview page frames the email's HTML, served from this console only.
+PREVIEW_PAGE_CSP = CONTENT_SECURITY_POLICY.replace(
+    "frame-ancestors 'none'", "frame-src 'self'; frame-ancestors 'none'"
+)
+# The email itself: no script, no form, no navigation of the console (sandboxed), remote images
+# as a reader's mail app would load them.
+EMAIL_FRAME_HEADERS = {
+    **SECURITY_HEADERS,
+    "Content-Security-Policy": (
+        "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; "
+        "frame-ancestors 'self'"
+    ),
+    "X-Frame-Options": "SAMEORIGIN",
+}
 
 
 @router.get("", response_class=HTMLResponse)
@@ -122,6 +139,85 @@ async def act(
         address=address(request),
     )
     return RedirectResponse(f"{PREFIX}/editions/{edition_id}?done={action}", status_code=303)
+
+
+@router.get("/editions/{edition_id}/preview", response_class=HTMLResponse)
+async def preview(
+    edition_id: EditionId, login: Viewer, console: ConsoleDep, context: ContextDep, done: str = ""
+) -> HTMLResponse:
+    """Each variant as a reader sees it, at a desktop and a phone width, and its text part."""
+    report = await service.report(context, edition_id)
+    shown = await previews.variants(context, edition_id)
+    return console.render(
+        "preview.html",
+        login,
+        headers={"Content-Security-Policy": PREVIEW_PAGE_CSP},
+        report=report,
+        variants=shown,
+        notice="A test copy went out." if done == "test" else "",
+        error="",
+        nav="editions",
+    )
+
+
+@router.get("/editions/{edition_id}/variants/{variant_id}.html", response_class=HTMLResponse)
+async def variant_html(
+    edition_id: EditionId, variant_id: EditionId, login: Viewer, context: ContextDep
+) -> HTMLResponse:
+    found = next((v for v in await previews.variants(context, edition_id) if v.id == variant_id), None)
+    if found is None:
+        raise NotFound(f"edition {edition_id} has no variant {variant_id}")
+    return HTMLResponse(found.html, headers=EMAIL_FRAME_HEADERS)
+
+
+@router.post("/editions/{edition_id}/variants/{variant_id}/test")
+async def test_send(
+    edition_id: EditionId,
+    variant_id: EditionId,
+    request: Request,
+    login: Editor,
+    console: ConsoleDep,
+    context: ContextDep,
+) -> Response:
+    form = await checked(request, login, console)
+    email = form.get("email", "").strip()
+    try:
+        reply = await previews.send_test(context, edition_id, variant_id, email)
+    except InvalidInput as exc:
+        return await _preview_error(console, login, context, edition_id, str(exc), 422)
+    except ConnectionError as exc:
+        return await _preview_error(console, login, context, edition_id, f"smtp: {exc}", 502)
+    if reply.code >= 400:
+        return await _preview_error(
+            console, login, context, edition_id, f"smtp: the relay refused it: {reply}", 502
+        )
+    await audit.record(
+        context,
+        login.account.name,
+        "edition.test_send",
+        target=f"edition {edition_id}",
+        detail=f"variant {variant_id} to {email}",
+        address=address(request),
+    )
+    return RedirectResponse(f"{PREFIX}/editions/{edition_id}/preview?done=test", status_code=303)
+
+
+async def _preview_error(
+    console: Console, login: Login, context: AppContext, edition_id: int, message: str, status: int
+) -> HTMLResponse:
+    report = await service.report(context, edition_id)
+    shown = await previews.variants(context, edition_id)
+    return console.render(
+        "preview.html",
+        login,
+        status,
+        headers={"Content-Security-Policy": PREVIEW_PAGE_CSP},
+        report=report,
+        variants=shown,
+        notice="",
+        error=message,
+        nav="editions",
+    )
 
 
 @router.get("/audit", response_class=HTMLResponse)

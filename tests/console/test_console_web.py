@@ -260,3 +260,22 @@ async def test_a_disabled_console_is_not_there(make_settings: SettingsFactory, c
     ) as client:
         assert (await client.get("/admin")).status_code == 404
         assert (await client.get("/admin/login")).status_code == 404
+
+
+async def test_the_dashboard_shows_what_is_next_what_went_and_who_reads(
+    browser: Client, context: AppContext, edition_for: Callable[..., Awaitable[Edition]]
+) -> None:
+    edition_id = await _edition(context, edition_for, readers=4)
+    await drain(context, editions={edition_id})
+    client = browser()
+    await log_in(client, "vera")
+    page = await client.get("/admin")
+    assert page.status_code == 200
+    text = page.text
+    assert "Europe/London" in text  # the next edition, in the newsletter's own time
+    assert f'href="/admin/editions/{edition_id}"' in text and "done" in text
+    assert "<svg" in text and "Sign-ups per day, last 30 days: 4 in all" in text
+    readers = text.split('id="readers-heading"', 1)[1].split("</table>", 1)[0]
+    assert "<td>active</td><td class=\"num\">4</td>" in readers
+    relays = text.split('id="relays-heading"', 1)[1]
+    assert f"127.0.0.1:{context.settings.smtp.port}" in relays
