@@ -18,9 +18,12 @@ from newsletter.console.sessions import COOKIE, LOGIN_COOKIE, Login, Sessions
 from newsletter.database.ratelimit import count_request
 from newsletter.resources import template_dirs
 from newsletter.web.deps import ContextDep
-from newsletter.web.security import SECURITY_HEADERS
+from newsletter.web.security import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
 
 PREFIX = "/admin"
+# The pages' policy, and the console's live progress (server-sent events) from its own origin.
+CONSOLE_POLICY = CONTENT_SECURITY_POLICY + "; connect-src 'self'"
+CONSOLE_HEADERS = {**SECURITY_HEADERS, "Content-Security-Policy": CONSOLE_POLICY}
 
 
 class LoginRequired(Exception):
@@ -63,7 +66,7 @@ class Console:
         **data: Any,
     ) -> HTMLResponse:
         html = self.env.get_template(template).render(login=login, **data)
-        return HTMLResponse(html, status_code, headers={**SECURITY_HEADERS, **(headers or {})})
+        return HTMLResponse(html, status_code, headers={**CONSOLE_HEADERS, **(headers or {})})
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(

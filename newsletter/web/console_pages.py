@@ -19,18 +19,26 @@ from newsletter.database.models import utcnow
 from newsletter.editions import service
 from newsletter.editions.builder import open_edition
 from newsletter.errors import InvalidInput, NotFound
-from newsletter.web.console import PREFIX, Console, ConsoleDep, Editor, Owner, Viewer, address, checked
+from newsletter.web.console import (
+    CONSOLE_POLICY,
+    PREFIX,
+    Console,
+    ConsoleDep,
+    Editor,
+    Owner,
+    Viewer,
+    address,
+    checked,
+)
 from newsletter.web.deps import ContextDep
-from newsletter.web.security import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
+from newsletter.web.security import SECURITY_HEADERS
 
 EditionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 ACTIONS = ("pause", "resume", "cancel")
 DONE = {"pause": "Paused: workers finish what they hold.", "resume": "Resumed.", "cancel": "Cancelled."}
 # The preview page frames the email's HTML, served from this console only.
-PREVIEW_PAGE_CSP = CONTENT_SECURITY_POLICY.replace(
-    "frame-ancestors 'none'", "frame-src 'self'; frame-ancestors 'none'"
-)
+PREVIEW_PAGE_CSP = CONSOLE_POLICY + "; frame-src 'self'"
 # The email itself: no script, no form, no navigation of the console (sandboxed), remote images
 # as a reader's mail app would load them.
 EMAIL_FRAME_HEADERS = {
