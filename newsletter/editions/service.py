@@ -185,9 +185,15 @@ async def deliveries(
     return DeliveryPage(edition_id, status, page, per_page, total, listed)
 
 
-async def list_reports(context: AppContext, *, limit: int = 50) -> list[EditionReport]:
+async def list_reports(
+    context: AppContext, *, limit: int = 50, before: int | None = None
+) -> list[EditionReport]:
+    """The latest editions (below the id `before`, a page at a time) with their counts."""
+    query = select(Edition).order_by(Edition.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Edition.id < before)
     async with context.db.session() as session:
-        editions = (await session.scalars(select(Edition).order_by(Edition.id.desc()).limit(limit))).all()
+        editions = (await session.scalars(query)).all()
         conn = await session.connection()
         return [_report(e, await conn.run_sync(reports.edition_counts, e.id)) for e in editions]
 

@@ -36,6 +36,7 @@ from newsletter.web.security import SECURITY_HEADERS
 EditionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 router = APIRouter(prefix=PREFIX, include_in_schema=False)
 ACTIONS = ("pause", "resume", "cancel")
+EDITIONS_PAGE = 50
 DONE = {"pause": "Paused: workers finish what they hold.", "resume": "Resumed.", "cancel": "Cancelled."}
 # The preview page frames the email's HTML, served from this console only.
 PREVIEW_PAGE_CSP = CONSOLE_POLICY + "; frame-src 'self'"
@@ -57,10 +58,15 @@ async def home(login: Viewer, console: ConsoleDep, context: ContextDep) -> HTMLR
 
 
 @router.get("/editions", response_class=HTMLResponse)
-async def editions(login: Viewer, console: ConsoleDep, context: ContextDep) -> HTMLResponse:
-    reports = await service.list_reports(context, limit=100)
+async def editions(
+    login: Viewer, console: ConsoleDep, context: ContextDep, before: Annotated[int | None, Query(ge=1)] = None
+) -> HTMLResponse:
+    reports = await service.list_reports(context, limit=EDITIONS_PAGE, before=before)
+    older = reports[-1].id if len(reports) == EDITIONS_PAGE else None
     newsletters = context.settings.newsletters
-    return console.render("editions.html", login, reports=reports, newsletters=newsletters, nav="editions")
+    return console.render(
+        "editions.html", login, reports=reports, older=older, newsletters=newsletters, nav="editions"
+    )
 
 
 @router.post("/editions")

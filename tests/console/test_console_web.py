@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import date, timedelta
 
 import httpx
 from fastapi import FastAPI
@@ -276,6 +277,33 @@ async def test_the_dashboard_shows_what_is_next_what_went_and_who_reads(
     assert f'href="/admin/editions/{edition_id}"' in text and "done" in text
     assert "<svg" in text and "Sign-ups per day, last 30 days: 4 in all" in text
     readers = text.split('id="readers-heading"', 1)[1].split("</table>", 1)[0]
-    assert "<td>active</td><td class=\"num\">4</td>" in readers
+    assert '<td>active</td><td class="num">4</td>' in readers
     relays = text.split('id="relays-heading"', 1)[1]
     assert f"127.0.0.1:{context.settings.smtp.port}" in relays
+
+
+async def test_editions_page_fifty_at_a_time_newest_first(browser: Client, context: AppContext) -> None:
+    start = date(2026, 1, 1)
+    async with context.db.session() as session:
+        session.add_all(
+            Edition(
+                newsletter_id="daily",
+                edition_date=start + timedelta(days=n),
+                status=EditionStatus.DONE,
+                since_at=utcnow(),
+                cutoff_at=utcnow(),
+            )
+            for n in range(55)
+        )
+        await session.commit()
+        ids = sorted((await session.scalars(select(Edition.id))).all(), reverse=True)
+    client = browser()
+    await log_in(client, "vera")
+    first = await client.get("/admin/editions")
+    shown = [int(n) for n in re.findall(r'href="/admin/editions/(\d+)">#', first.text)]
+    assert shown == ids[:50]
+    assert f'href="/admin/editions?before={ids[49]}"' in first.text
+    second = await client.get(f"/admin/editions?before={ids[49]}")
+    assert [int(n) for n in re.findall(r'href="/admin/editions/(\d+)">#', second.text)] == ids[50:]
+    assert "Older editions" not in second.text
+    assert (await client.get("/admin/editions?before=0")).status_code == 422
