@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, exists, select, update
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.config import Settings
 from newsletter.database.models import (
+    AuditEvent,
     BounceEvent,
     Click,
     Delivery,
@@ -61,9 +62,13 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
         session.add(Suppression(email_hash=address.hash, reason=ERASED, created_at=now))
     else:  # a complaint's or an operator's entry stays, keeping only the hash
         entry.email = None
+    # Bounce reports quote the address in their diagnostics too.
     await session.execute(
-        update(BounceEvent).where(BounceEvent.subscriber_id == subscriber.id).values(recipient=None)
+        update(BounceEvent)
+        .where(BounceEvent.subscriber_id == subscriber.id)
+        .values(recipient=None, diagnostic=None)
     )
+    await _scrub_console_trail(session, address)
     # Per-reader clicks and opens become anonymous: the article's counts stay, whose goes.
     await session.execute(
         update(Click).where(Click.subscriber_id == subscriber.id).values(subscriber_id=None, delivery_id=None)
@@ -71,6 +76,14 @@ async def erase(session: AsyncSession, *, address: Address, actor: Actor, now: d
     await session.flush()
     log.info("subscriber.erased", subscriber=subscriber.id, source=actor.source)
     return subscriber.id
+
+
+async def _scrub_console_trail(session: AsyncSession, address: Address) -> None:
+    """The console's audit trail keeps who did what, not the reader's address an operator typed."""
+    named = func.lower(AuditEvent.target) == address.key
+    await session.execute(update(AuditEvent).where(named).values(target=ERASED))
+    quoted = func.lower(AuditEvent.detail).contains(address.key, autoescape=True)
+    await session.execute(update(AuditEvent).where(quoted).values(detail=ERASED))
 
 
 async def expire_pending(session: AsyncSession, *, settings: Settings, now: datetime | None = None) -> int:

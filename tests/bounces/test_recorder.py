@@ -12,7 +12,7 @@ from newsletter.bounces.policy import Outcome
 from newsletter.bounces.recorder import BounceRecorder
 from newsletter.bounces.report import BounceKind, BounceReport
 from newsletter.context import AppContext
-from newsletter.database.models import BounceEvent, Delivery, Subscriber, Suppression, utcnow
+from newsletter.database.models import AuditEvent, BounceEvent, Delivery, Subscriber, Suppression, utcnow
 from newsletter.personal.recipients import MessageIds
 from newsletter.personal.verp import BounceTags, TagKind
 from newsletter.states import SubscriberStatus
@@ -176,13 +176,35 @@ async def test_erasure_leaves_no_address_in_bounces_or_suppressions(
     edition = await edition_for(1)
     [row] = await deliveries(context, edition.id)
     tag = BounceTags(context.settings).tag(TagKind.DELIVERY, row.id)
-    complaint = BounceReport(BounceKind.COMPLAINT, recipient="reader1@readers.example", delivery_header=tag)
+    complaint = BounceReport(
+        BounceKind.COMPLAINT,
+        recipient="reader1@readers.example",
+        diagnostic="550 5.1.1 <Reader1@readers.example>: user unknown",
+        delivery_header=tag,
+    )
     await BounceRecorder(context).record(_incoming(complaint, "arf:erase"))
+    async with context.db.session() as session:  # the console's trail names the address an operator typed
+        session.add(AuditEvent(actor="olivia", action="suppression.add", target="Reader1@readers.example"))
+        session.add(
+            AuditEvent(
+                actor="olivia", action="edition.test_send", detail="variant 1 to reader1@readers.example"
+            )
+        )
+        session.add(
+            AuditEvent(actor="olivia", action="suppression.add", target="someone.else@readers.example")
+        )
+        await session.commit()
     async with context.db.session() as session, session.begin():
         await erase(session, address=normalise_address("reader1@readers.example"), actor=Actor("cli"))
     async with context.db.session() as session:
         [event] = (await session.scalars(select(BounceEvent))).all()
         [entry] = (await session.scalars(select(Suppression))).all()
-    assert event.recipient is None and event.kind == "complaint"
+        trail = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
+    assert [(t.target, t.detail) for t in trail] == [
+        ("erased", ""),
+        ("", "erased"),
+        ("someone.else@readers.example", ""),
+    ]
+    assert event.recipient is None and event.diagnostic is None and event.kind == "complaint"
     assert entry.email is None and entry.reason == "complaint"
     assert entry.email_hash == email_hash("reader1@readers.example")
