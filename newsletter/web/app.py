@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
@@ -134,12 +134,14 @@ def field_of(location: Sequence[object]) -> str:
     return name or "body"
 
 
-async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     problems = exc.errors()
     first = problems[0] if problems else {"loc": (), "msg": "invalid request"}
     field = field_of(first.get("loc", ()))
     message = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+    if request.url.path.startswith(errors.CONSOLE_PREFIX) and not errors.wants_json(request):
+        return errors.answer(request, 422, f"{field}: {message}")
     return JSONResponse(
         {"detail": f"{field}: {message}", "field": field, "errors": _plain(problems)},
         status_code=422,

@@ -20,6 +20,7 @@ from newsletter.web.security import SECURITY_HEADERS
 log = get_logger(__name__)
 # Seconds a client is asked to wait when the database is busy or unreachable.
 DATABASE_RETRY_AFTER = 5
+CONSOLE_PREFIX = "/admin/"
 # Where the clients are programs: their errors stay JSON whatever they accept.
 API_PATHS = frozenset({"/metrics", "/healthz"})
 
@@ -59,6 +60,13 @@ def answer(
     if wants_json(request):
         return JSONResponse({"detail": detail}, status_code, headers={**SECURITY_HEADERS, **extra})
     title, message = PAGE_TEXTS.get(status_code, (_phrase(status_code), "We could not answer your request."))
+    console = getattr(request.app.state, "console", None)
+    if console is not None and request.url.path.startswith(CONSOLE_PREFIX):
+        shown = f"{title}: {detail}" if status_code == 422 else message
+        page: Response = console.render(
+            "error.html", None, status_code, headers=extra, title=title, message=shown
+        )
+        return page
     pages: Pages = request.app.state.pages
     try:
         return pages.error(status_code, title, message, headers=extra)

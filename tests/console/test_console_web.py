@@ -307,3 +307,15 @@ async def test_editions_page_fifty_at_a_time_newest_first(browser: Client, conte
     assert [int(n) for n in re.findall(r'href="/admin/editions/(\d+)">#', second.text)] == ids[50:]
     assert "Older editions" not in second.text
     assert (await client.get("/admin/editions?before=0")).status_code == 422
+
+
+async def test_console_errors_are_console_pages(browser: Client) -> None:
+    client = browser()
+    await log_in(client, "vera")
+    missing = await client.get("/admin/editions/424242")
+    assert missing.status_code == 404 and "Back to the console" in missing.text
+    bad = await client.get("/admin/editions/not-a-number")
+    assert bad.status_code == 422 and "edition_id:" in bad.text and "Back to the console" in bad.text
+    assert bad.headers["content-type"].startswith("text/html")
+    api = await client.get("/api/editions/not-a-number")
+    assert api.status_code in (401, 422) and api.headers["content-type"].startswith("application/json")
