@@ -63,10 +63,10 @@ def answer(
     console = getattr(request.app.state, "console", None)
     if console is not None and request.url.path.startswith(CONSOLE_PREFIX):
         shown = f"{title}: {detail}" if status_code == 422 else message
-        page: Response = console.render(
+        shown_page: Response = console.render(
             "error.html", None, status_code, headers=extra, title=title, message=shown
         )
-        return page
+        return shown_page
     pages: Pages = request.app.state.pages
     try:
         return pages.error(status_code, title, message, headers=extra)
