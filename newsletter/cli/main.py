@@ -8,8 +8,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup, TyperOption
 
 from newsletter import __version__
+from newsletter.cli import admins, bounces, configcmd, db, demo, dkim, editions, serve, smtp, stats
 from newsletter.cli import articles as articles_cmd
-from newsletter.cli import bounces, configcmd, db, demo, dkim, editions, serve, smtp, stats
 from newsletter.cli import preview as preview_cmd
 from newsletter.cli import subscribers as subscribers_cmd
 
@@ -63,6 +63,7 @@ app.command()(demo.demo)
 app.add_typer(editions.app, name="editions")
 app.command(name="preview")(preview_cmd.preview)
 app.command()(stats.stats)
+app.add_typer(admins.app, name="admins")
 
 
 def _version(value: bool) -> None:

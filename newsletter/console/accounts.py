@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,7 +11,8 @@ from enum import StrEnum
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from newsletter.context import AppContext
@@ -23,8 +25,13 @@ MAX_PASSWORD = 1_024
 
 # argon2-cffi's defaults (RFC 9106's second recommendation: Argon2id, 64 MiB, 3 passes).
 _hasher = PasswordHasher()
-# Checked when the name is unknown, so a login takes as long whether or not the account exists.
-_UNKNOWN = _hasher.hash("no such account: this hash is only ever compared, never matched")
+
+
+@functools.cache
+def _unknown() -> str:
+    """Checked when the name is unknown, so a login takes as long whether or not the account
+    exists (made on first use: a hash costs 64 MiB and a third of a second)."""
+    return _hasher.hash("no such account: this hash is only ever compared, never matched")
 
 
 class Role(StrEnum):
@@ -85,12 +92,16 @@ def check_password(password: str) -> str:
 async def add(context: AppContext, name: str, password: str, role: Role) -> Account:
     check_name(name)
     hashed = await asyncio.to_thread(_hasher.hash, check_password(password))
+    taken = InvalidInput("name", f"an account named {name!r} exists already")
     async with context.db.session() as session:
         if await session.scalar(select(Admin.id).where(Admin.name == name)) is not None:
-            raise InvalidInput("name", f"an account named {name!r} exists already")
+            raise taken
         admin = Admin(name=name, password_hash=hashed, role=role.value)
         session.add(admin)
-        await session.flush()
+        try:
+            await session.flush()
+        except IntegrityError:  # added by someone else meanwhile
+            raise taken from None
         account = _account(admin)
         await session.commit()
     return account
@@ -113,7 +124,7 @@ async def remove(context: AppContext, name: str) -> None:
         admin = await session.scalar(select(Admin).where(Admin.name == name))
         if admin is None:
             raise NotFound(f"no account named {name!r}")
-        if admin.role == Role.OWNER and await _owners(session) == 1:
+        if admin.role == Role.OWNER and await _owners(session) <= 1:
             raise InvalidInput("name", f"{name!r} is the last owner: add another owner first")
         await session.execute(delete(AdminSession).where(AdminSession.admin_id == admin.id))
         await session.delete(admin)
@@ -122,7 +133,11 @@ async def remove(context: AppContext, name: str) -> None:
 
 async def set_password(context: AppContext, name: str, password: str) -> None:
     """A new password; every session of the account ends."""
-    hashed = await asyncio.to_thread(_hasher.hash, check_password(password))
+    check_password(password)
+    async with context.db.session() as session:
+        if await session.scalar(select(Admin.id).where(Admin.name == name)) is None:
+            raise NotFound(f"no account named {name!r}")
+    hashed = await asyncio.to_thread(_hasher.hash, password)
     async with context.db.session() as session:
         admin = await session.scalar(select(Admin).where(Admin.name == name))
         if admin is None:
@@ -137,8 +152,10 @@ async def authenticate(context: AppContext, name: str, password: str) -> Account
     """The account if `password` is its password. Hashing runs off the event loop."""
     async with context.db.session() as session:
         admin = await session.scalar(select(Admin).where(Admin.name == name))
-    stored = admin.password_hash if admin is not None else _UNKNOWN
-    if not await asyncio.to_thread(_verify, stored, password[:MAX_PASSWORD]) or admin is None:
+    stored = admin.password_hash if admin is not None else _unknown()
+    # An over-long attempt matches nothing, but costs the same time as any other.
+    matched = await asyncio.to_thread(_verify, stored, password if len(password) <= MAX_PASSWORD else "")
+    if not matched or admin is None or len(password) > MAX_PASSWORD:
         return None
     if _hasher.check_needs_rehash(stored):
         await _rehash(context, admin.id, password)
@@ -162,7 +179,9 @@ async def _rehash(context: AppContext, admin_id: int, password: str) -> None:
 
 
 async def _owners(session: AsyncSession) -> int:
-    return int(await session.scalar(select(func.count()).where(Admin.role == Role.OWNER)) or 0)
+    """The owners, locked until the transaction ends: two removals at once cannot both see two."""
+    query = select(Admin.id).where(Admin.role == Role.OWNER).with_for_update()
+    return len((await session.scalars(query)).all())
 
 
 def _account(admin: Admin) -> Account:
