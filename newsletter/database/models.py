@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -69,6 +70,17 @@ class Base(DeclarativeBase):
 
 class Article(Base):
     __tablename__ = "articles"
+    __table_args__ = (
+        # The console's title search (ILIKE '%word%'): a trigram index on PostgreSQL. SQLite cannot
+        # index such a search, so its copy is kept empty (WHERE 0) and costs nothing.
+        Index(
+            "ix_articles_title_search",
+            "title",
+            postgresql_using="gin",
+            postgresql_ops={"title": "gin_trgm_ops"},
+            sqlite_where=text("0"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # Globally unique key of the feed entry (its id when that is a URL or URN, else
@@ -86,6 +98,11 @@ class Article(Base):
     content_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set by an operator: left out of every edition selected from then on.
+    hidden_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by an operator: leads the next edition of each newsletter it belongs to
+    # (editions.selection.pinned_lead).
+    pinned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
 
 
 class FeedState(Base):

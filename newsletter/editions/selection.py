@@ -45,11 +45,11 @@ async def select_articles(
     until: datetime,
     sections: Sequence[str] = (),
 ) -> list[Article]:
-    """Newest first, at most `max_articles`, lead story first (the newest with an image,
-    else the newest)."""
+    """Newest first, at most `max_articles`, lead story first: the pinned article (pinned_lead),
+    else the newest with an image, else the newest. Hidden articles are left out."""
     query = (
         select(Article)
-        .where(Article.published_at > since, Article.published_at <= until)
+        .where(Article.published_at > since, Article.published_at <= until, Article.hidden_at.is_(None))
         .order_by(Article.published_at.desc(), Article.id.desc())
         .limit(newsletter.max_articles)
     )
@@ -57,7 +57,38 @@ async def select_articles(
     if wanted:
         query = query.where(Article.section.in_(wanted))
     articles = list((await session.scalars(query)).all())
-    return lead_first(articles)
+    pinned = await pinned_lead(session, newsletter, since=since, until=until)
+    if pinned is None or (wanted and pinned.section not in wanted):
+        return lead_first(articles)
+    rest = [article for article in articles if article.id != pinned.id][: newsletter.max_articles - 1]
+    return [pinned, *lead_first(rest)]
+
+
+async def pinned_lead(
+    session: AsyncSession, newsletter: NewsletterConfig, *, since: datetime, until: datetime
+) -> Article | None:
+    """The article pinned most recently within the edition's window, if it is in the
+    newsletter's sections and not hidden, whenever it was published.
+
+    So a pin leads the next edition of each newsletter, once: the window of the edition after
+    that starts where this one was cut off. Nothing is cleared when an edition is built, so
+    building it again, previewing it or showing it in the archive gives the same lead."""
+    query = (
+        select(Article)
+        .where(
+            Article.pinned_at > since,
+            Article.pinned_at <= until,
+            Article.published_at <= until,
+            Article.hidden_at.is_(None),
+        )
+        .order_by(Article.pinned_at.desc(), Article.id.desc())
+        .limit(1)
+    )
+    wanted = effective_sections(newsletter, ())
+    if wanted:
+        query = query.where(Article.section.in_(wanted))
+    pinned: Article | None = await session.scalar(query)
+    return pinned
 
 
 def lead_first(articles: list[Article]) -> list[Article]:
