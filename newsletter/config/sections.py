@@ -360,6 +360,8 @@ class ConsoleConfig(Section):
     max_hours: int = Field(default=12, ge=1, le=720)
     # Failed logins allowed per account, and per client address, in 15 minutes; then refused.
     login_attempts: int = Field(default=5, ge=1, le=1_000)
+    # The largest CSV file the console's import takes (the admin API takes server.max_api_body_bytes).
+    max_import_bytes: int = Field(default=50 * 1024 * 1024, ge=1024, le=1024**3)
 
 
 class FeedConfig(Section):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,8 +116,18 @@ async def _next_batch(batches: Iterator[Batch]) -> Batch | None:
     return await asyncio.to_thread(next, batches, None)
 
 
+# What an import has done so far: ("checking" | "writing", rows so far, rows in all once known).
+Progress = Callable[[str, int, int | None], None]
+
+
 async def import_csv(
-    context: AppContext, path: Path, *, skip_invalid: bool = False, confirmed: bool = False
+    context: AppContext,
+    path: Path,
+    *,
+    skip_invalid: bool = False,
+    confirmed: bool = False,
+    actor: Actor | None = None,
+    progress: Progress | None = None,
 ) -> ImportReport:
     """Validate the whole file, then (if every row is valid, or `skip_invalid`) write it in one transaction.
 
@@ -125,20 +135,25 @@ async def import_csv(
     quoting, no header): nothing is written then either.
     """
     settings = context.settings
+    told = progress or (lambda phase, done, total: None)
     checked = ImportReport()
     batches = _batches(settings, path, checked, confirmed=confirmed)
     while await _next_batch(batches) is not None:
-        pass
+        told("checking", checked.rows, None)
+    told("checking", checked.rows, checked.rows)
     if checked.invalid and not skip_invalid:
         return checked
     report = ImportReport()
-    actor = Actor("import")
     batches = _batches(settings, path, report, confirmed=confirmed)
     async with context.db.session() as session, session.begin():
         while (batch := await _next_batch(batches)) is not None:
-            results = await add_batch(session, settings=settings, entries=[e for _, e in batch], actor=actor)
+            entries = [e for _, e in batch]
+            results = await add_batch(
+                session, settings=settings, entries=entries, actor=actor or Actor("import")
+            )
             for (line, _), result in zip(batch, results, strict=True):
                 _count(report, line, result.outcome, result.reason)
+            told("writing", report.rows, checked.rows)
     report.written = True
     return report
 

@@ -61,11 +61,13 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if context is not None:
             app.state.context = context
-            yield
+            async with _imports_end_with(app):
+                yield
             return
         async with open_context(settings) as opened:
             app.state.context = opened
-            yield
+            async with _imports_end_with(app):
+                yield
 
     app = FastAPI(
         title=f"{settings.site.name} newsletter",
@@ -86,6 +88,7 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
         BodySizeLimit,
         max_bytes=settings.server.max_body_bytes,
         max_api_bytes=settings.server.max_api_body_bytes,
+        uploads={console_subscribers.IMPORT_PATH: settings.console.max_import_bytes},
     )
     app.state.pages = Pages(settings)
     app.state.archive = archive.Archive(settings, app.state.pages)
@@ -111,6 +114,18 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
     for router in (api_articles.router, api_subscribers.router, api_editions.router, api_bounces.router):
         app.include_router(router, responses={**COMMON_RESPONSES, **ADMIN_RESPONSES})
     return app
+
+
+@asynccontextmanager
+async def _imports_end_with(app: FastAPI) -> AsyncIterator[None]:
+    """Console imports still running end with the app, before its database closes (their
+    transaction rolls back: nothing half-imported)."""
+    try:
+        yield
+    finally:
+        imports = getattr(app.state, "imports", None)
+        if imports is not None:
+            await imports.close()
 
 
 def _add_error_handlers(app: FastAPI) -> None:

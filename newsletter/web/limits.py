@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
 from fastapi import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,16 +25,27 @@ class BodySizeLimit:
     """`max_bytes` for the public pages; the authenticated admin API (`/api/`) and the providers'
     webhooks (`/webhooks/`: batches of events, each request authenticated) may send more."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, max_api_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        max_api_bytes: int | None = None,
+        uploads: Mapping[str, int] | None = None,
+    ) -> None:
         self.app = app
         self.page_limit = max_bytes
         self.api_limit = max_api_bytes or max_bytes
+        # Paths that take a file (the console's CSV import): their own limit. Their routes read
+        # the body only after checking the login, so nobody else can make them read one.
+        self.uploads = dict(uploads or {})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.api_limit if scope["path"].startswith(PROGRAM_PREFIXES) else self.page_limit
+        path = scope["path"]
+        limit = self.api_limit if path.startswith(PROGRAM_PREFIXES) else self.page_limit
+        limit = self.uploads.get(path, limit)
         await _Limited(self.app, limit)(scope, receive, send)
 
 

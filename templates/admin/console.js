@@ -1,4 +1,5 @@
-// Live progress on an edition's page: server-sent events from /admin/editions/{id}/progress.
+// Live progress from server-sent events: an edition's (/admin/editions/{id}/progress) and a
+// CSV import's (/admin/subscribers/import/{job}/progress).
 (function () {
   "use strict";
   var box = document.getElementById("progress");
@@ -26,6 +27,27 @@
     if (p.status === "done" || p.status === "cancelled") {
       set("live", "The edition is " + p.status + ".");
       source.close();
+    }
+  });
+})();
+
+(function () {
+  "use strict";
+  var box = document.getElementById("import-progress");
+  if (!box || !window.EventSource) { return; }
+  var bar = document.getElementById("import-share");
+  function set(name, text) { var el = box.querySelector('[data-field="' + name + '"]'); if (el) { el.textContent = text; } }
+  var source = new EventSource(box.getAttribute("data-source"));
+  source.addEventListener("progress", function (event) {
+    var p = JSON.parse(event.data);
+    var writing = p.phase === "writing" || p.phase === "done";
+    set("phase", writing ? "Writing" : "Checking every row first");
+    set("rows", p.done.toLocaleString("en-GB") + (writing && p.total !== null ? " of " + p.total.toLocaleString("en-GB") : ""));
+    if (p.share === null) { bar.removeAttribute("value"); } else { bar.value = p.share; }
+    if (p.phase === "done" || p.phase === "failed") {
+      source.close();
+      set("live", "The import has ended: showing the result.");
+      window.location.reload();
     }
   });
 })();
