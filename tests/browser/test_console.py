@@ -11,16 +11,18 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
 from playwright.async_api import Browser, Page, Route, async_playwright, expect
+from sqlalchemy import select
 
 from newsletter.config import Settings
 from newsletter.console import accounts
 from newsletter.console.accounts import Role
 from newsletter.context import open_context
-from newsletter.database.models import utcnow
+from newsletter.database.models import Subscriber, utcnow
 from newsletter.editions.builder import open_edition
 from newsletter.editions.sending import drain
 from tests.browser.chromium import CHROMIUM, CHROMIUM_ARGS, axe_or_skip, axe_violations, needs_chromium
@@ -161,15 +163,62 @@ async def test_the_console_works_from_the_keyboard(served: Settings) -> None:
         await expect(page.get_by_role("heading", name="Editions", exact=True)).to_be_visible()
 
 
+async def test_an_owner_imports_a_file_with_a_bad_row_and_erases_a_reader(
+    served: Settings, tmp_path: Path
+) -> None:
+    await prepared(served, readers=0)
+    base = str(served.site.base_url).rstrip("/")
+    upload = tmp_path / "readers.csv"
+    upload.write_text(CSV_WITH_A_BAD_ROW, encoding="utf-8")
+    async with chromium() as browser:
+        page = await new_page(browser, Traffic())
+        await log_in(page, base, "olivia")
+        await page.get_by_role("link", name="Subscribers", exact=True).click()
+        await page.get_by_role("link", name=re.compile("^Import")).first.click()
+        await page.get_by_label("CSV file", exact=True).set_input_files(str(upload))
+        await page.get_by_label("Import the valid rows even if some are not").check()
+        await page.get_by_role("button", name="Import file").click()
+        # The progress page, then (by itself) the report.
+        await expect(page.get_by_text("Imported.")).to_be_visible(timeout=15_000)
+        problems = page.get_by_role("table").filter(has_text="Line")
+        await expect(problems.get_by_role("row").nth(1)).to_contain_text("3")
+        await expect(problems).to_contain_text("not a valid email address")
+        # Erase one of the readers just imported.
+        await page.goto(f"{base}/admin/subscribers?q=first")
+        await page.get_by_role("link", name="first@readers.example").click()
+        await page.get_by_role("link", name=re.compile("^Erase")).click()
+        await expect(page.get_by_role("heading", name="Erase first@readers.example?")).to_be_visible()
+        await page.get_by_role("button", name="Erase first@readers.example").click()  # not ticked: refused
+        await expect(page.get_by_role("heading", name="Erase first@readers.example?")).to_be_visible()
+        await page.get_by_label("I confirm: erase this reader's personal data for good").check()
+        await page.get_by_role("button", name="Erase first@readers.example").click()
+        await expect(page.get_by_role("heading", name=re.compile("^Erased subscriber"))).to_be_visible()
+    async with open_context(served) as context, context.db.session() as session:
+        emails = set((await session.scalars(select(Subscriber.email))).all())
+    assert emails == {None, "second@readers.example"}
+
+
 CONSOLE_PAGES = [
     ("/admin", "Dashboard"),
     ("/admin/editions", "Editions"),
     ("/admin/editions/{edition}", "Edition #{edition}: daily, {date}"),
     ("/admin/editions/{edition}/preview", "Preview of edition #{edition}: daily, {date}"),
+    ("/admin/articles", "Articles"),
+    ("/admin/subscribers", "Subscribers"),
+    ("/admin/subscribers/{reader}", "{email} #{reader}"),
+    ("/admin/subscribers/{reader}/erase", "Erase {email}?"),
+    ("/admin/subscribers/import", "Import subscribers"),
+    ("/admin/bounces", "Bounces and complaints"),
+    ("/admin/suppressions", "Suppression list"),
+    ("/admin/engagement", "Engagement"),
+    ("/admin/engagement/{edition}", "Clicks of edition #{edition}: {name}, {date}"),
     ("/admin/accounts", "Accounts"),
     ("/admin/settings", "Settings"),
     ("/admin/audit", "Audit trail"),
 ]
+CSV_WITH_A_BAD_ROW = (
+    "email,newsletters\nfirst@readers.example,daily\nnot-an-address,daily\nsecond@readers.example,daily\n"
+)
 
 
 @pytest.mark.parametrize("width", [1000, 375])
@@ -177,8 +226,12 @@ async def test_axe_finds_no_violations_on_any_console_page(served: Settings, wid
     axe_or_skip()
     await prepared(served, readers=3)
     async with open_context(served) as context:
-        edition, _ = await open_edition(context, served.find_newsletter("daily"), now=utcnow(), trigger="test")
+        edition, _ = await open_edition(
+            context, served.find_newsletter("daily"), now=utcnow(), trigger="test"
+        )
         await drain(context, editions={edition.id})
+        async with context.db.session() as session:
+            reader = (await session.scalars(select(Subscriber).order_by(Subscriber.id).limit(1))).one()
     base = str(served.site.base_url).rstrip("/")
     found: dict[str, list[str]] = {}
     async with chromium() as browser:
@@ -187,9 +240,17 @@ async def test_axe_finds_no_violations_on_any_console_page(served: Settings, wid
         found["login"] = await axe_violations(page)
         await log_in(page, base, "olivia")
         for path, heading in CONSOLE_PAGES:
-            values = {"edition": edition.id, "date": edition.edition_date.isoformat()}
+            values = {
+                "edition": edition.id,
+                "date": edition.edition_date.isoformat(),
+                "reader": reader.id,
+                "email": reader.email,
+                "name": served.find_newsletter("daily").name,
+            }
             await page.goto(base + path.format(**values))
-            await expect(page.get_by_role("heading", name=heading.format(**values), exact=True)).to_be_visible()
+            await expect(
+                page.get_by_role("heading", name=heading.format(**values), exact=True)
+            ).to_be_visible()
             found[path] = await axe_violations(page)
             overflow = await page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{path} scrolls sideways at {width} px ({overflow} px)"
