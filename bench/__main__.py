@@ -1,8 +1,8 @@
 """`python -m bench [--quick] [--only CASE ...] [--markdown PATH] [--full-send]`
 
 Runs the benchmark cases (render, delivery, scale, workers, signup, ingest, bounces, archive,
-clicks), prints a table of each figure beside its baseline with their ratio and the aim, and the
-machine it ran on; writes bench/results/<timestamp>.json, and with --markdown the tables for
+clicks, console), prints a table of each figure beside its baseline with their ratio and the aim,
+and the machine it ran on; writes bench/results/<timestamp>.json, and with --markdown the tables for
 docs/benchmarks.md.
 Exit status 1 when a case failed to run (figures that miss their aim do not fail the run).
 """

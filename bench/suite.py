@@ -9,7 +9,7 @@ from typing import Any
 
 from rich.console import Console
 
-from bench import archive, bounces, clicks, delivery, ingest, render, scale, signup, workers
+from bench import archive, bounces, clicks, console, delivery, ingest, render, scale, signup, workers
 from bench.figures import Figure, at_least
 
 Rows = list[dict[str, Any]]
@@ -72,6 +72,7 @@ CASES: dict[str, Callable[[bool, bool], Rows]] = {
     "bounces": lambda quick, _full: bounces.run(quick),
     "archive": lambda quick, _full: archive.run(quick),
     "clicks": lambda quick, _full: clicks.run(quick),
+    "console": lambda quick, _full: console.run(quick),
 }
 
 
