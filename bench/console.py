@@ -68,6 +68,7 @@ from newsletter.console import accounts
 from newsletter.console.accounts import Role
 from newsletter.console.sessions import COOKIE, LOGIN_COOKIE
 from newsletter.database.models import utcnow
+from newsletter.editions.lifecycle import remember_counts
 
 CASE = "console"
 AIM_P99_MS = 100.0
@@ -320,6 +321,12 @@ async def _write(
               CASE WHEN {tried} THEN {sql.ago("3600 - n % 3600")} ELSE NULL END
             FROM {sql.series(1, r)}""",
     )
+    # As the service leaves them: a finished edition keeps its counts (editions.lifecycle).
+    finished = (
+        await conn.scalars(text("SELECT id FROM editions WHERE status IN ('done', 'cancelled')"))
+    ).all()
+    for edition_id in finished:
+        await conn.run_sync(remember_counts, edition_id)
     # Bounces and complaints: three in four for today's edition, the rest for older ones.
     kind = "CASE WHEN n % 10 < 6 THEN 'hard' WHEN n % 10 < 9 THEN 'soft' ELSE 'complaint' END"
     outcome = "CASE WHEN n % 10 < 6 THEN 'bounced' WHEN n % 10 < 9 THEN 'counted' ELSE 'unsubscribed' END"

@@ -10,13 +10,16 @@ from sqlalchemy import func, select
 
 from newsletter.bounces.queries import counts_for_edition
 from newsletter.console.growth import Day, growth_svg, signups_per_day
+from newsletter.console.progress import live_counts
+from newsletter.console.snapshots import Snapshots
 from newsletter.context import AppContext
 from newsletter.database.models import FeedState, Subscriber, utcnow
 from newsletter.editions import service
-from newsletter.editions.service import EditionReport
+from newsletter.editions.service import EditionReport, LiveCounts
 from newsletter.scheduling.timing import trigger_for
 
 RECENT_EDITIONS = 8
+READERS_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,12 +60,13 @@ class Dashboard:
         return growth_svg(self.signups)
 
 
-async def dashboard(context: AppContext) -> Dashboard:
+async def dashboard(context: AppContext, snapshots: Snapshots) -> Dashboard:
+    """Readers and sign-ups are counted at most once a minute per process (a million rows each)."""
     return Dashboard(
         upcoming=upcoming(context),
-        recent=await _recent(context),
-        readers=await _readers(context),
-        signups=await signups_per_day(context),
+        recent=await _recent(context, live_counts(context, snapshots)),
+        readers=await snapshots.get("readers", lambda: _readers(context), READERS_SECONDS),
+        signups=await snapshots.get("signups", lambda: signups_per_day(context), READERS_SECONDS),
         feeds=await _feeds(context),
         relays=relays(context),
     )
@@ -93,8 +97,8 @@ def upcoming(context: AppContext, now: datetime | None = None) -> list[NextEditi
     return found
 
 
-async def _recent(context: AppContext) -> list[RecentEdition]:
-    reports = await service.list_reports(context, limit=RECENT_EDITIONS)
+async def _recent(context: AppContext, live: LiveCounts) -> list[RecentEdition]:
+    reports = await service.list_reports(context, limit=RECENT_EDITIONS, live=live)
     recent = []
     async with context.db.session() as session:
         for report in reports:

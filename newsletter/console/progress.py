@@ -8,14 +8,18 @@ from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
 
+from newsletter.console.snapshots import Snapshots
 from newsletter.context import AppContext
+from newsletter.database.engine import READ_ONLY
+from newsletter.delivery import reports
 from newsletter.editions import service
-from newsletter.editions.service import EditionReport
+from newsletter.editions.service import EditionReport, LiveCounts
 from newsletter.states import DeliveryStatus, EditionStatus
 
 # How often a watcher gets a fresh figure, and how many seconds of them the rate averages.
 INTERVAL_SECONDS = 1.0
 RATE_WINDOW = 5
+LIVE_SECONDS = 1.0
 FINISHED = (EditionStatus.DONE, EditionStatus.CANCELLED)
 
 
@@ -63,13 +67,29 @@ def progress_of(report: EditionReport, per_second: float) -> Progress:
     )
 
 
+def live_counts(context: AppContext, snapshots: Snapshots) -> LiveCounts:
+    """An unfinished edition's counts at most LIVE_SECONDS old, shared by every page and watcher
+    of this process (a million rows are counted about once a second, not once a request)."""
+
+    async def counts(edition_id: int) -> dict[str, int]:
+        async def count() -> dict[str, int]:
+            async with context.db.engine.connect() as conn:
+                conn = await conn.execution_options(**READ_ONLY)
+                return await conn.run_sync(reports.edition_counts, edition_id)
+
+        found: dict[str, int] = await snapshots.get(("edition-counts", edition_id), count, LIVE_SECONDS)
+        return found
+
+    return counts
+
+
 async def watch(
-    context: AppContext, edition_id: int, interval: float = INTERVAL_SECONDS
+    context: AppContext, edition_id: int, live: LiveCounts | None = None, interval: float = INTERVAL_SECONDS
 ) -> AsyncIterator[Progress]:
     """A figure every `interval` until the edition is done or cancelled (that one included)."""
     seen: deque[tuple[float, int]] = deque(maxlen=RATE_WINDOW + 1)
     while True:
-        report = await service.report(context, edition_id)
+        report = await service.report(context, edition_id, live=live)
         now = time.monotonic()
         finished = sum(report.counts.get(s, 0) for s in ("sent", "failed", "skipped"))
         seen.append((now, finished))

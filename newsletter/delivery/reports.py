@@ -29,6 +29,20 @@ def edition_counts(conn: Connection, edition_id: int) -> dict[str, int]:
     return counts
 
 
+def editions_counts(conn: Connection, edition_ids: list[int]) -> dict[int, dict[str, int]]:
+    """edition_counts of several editions in one statement."""
+    c = DELIVERIES.c
+    query = (
+        select(c.edition_id, c.status, func.count())
+        .where(c.edition_id.in_(edition_ids))
+        .group_by(c.edition_id, c.status)
+    )
+    found = {edition_id: {status.value: 0 for status in DeliveryStatus} for edition_id in edition_ids}
+    for edition_id, status, count in conn.execute(query).all():
+        found[edition_id][status] = int(count)
+    return found
+
+
 def edition_deliveries(
     conn: Connection, edition_id: int, *, status: str, offset: int, limit: int
 ) -> tuple[int, list[Any]]:
@@ -53,7 +67,7 @@ def edition_deliveries(
         )
         .join(SUBSCRIBERS, SUBSCRIBERS.c.id == c.subscriber_id)
         .where(condition)
-        .order_by(c.updated_at.desc(), c.id)
+        .order_by(c.updated_at.desc(), c.id.desc())
         .offset(offset)
         .limit(limit)
     )

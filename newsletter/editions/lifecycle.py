@@ -13,6 +13,7 @@ made the transition; the others learn it from the False they get.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from typing import cast
@@ -102,7 +103,14 @@ def resume(conn: Connection, edition_id: int, *, now: datetime) -> EditionStatus
     if row.status == EditionStatus.DONE:
         if not LEDGER.requeue_unanswered(conn, edition_id, now=now):
             return None
-        moved = _move(conn, edition_id, (EditionStatus.DONE,), status=EditionStatus.SENDING, finished_at=None)
+        moved = _move(
+            conn,
+            edition_id,
+            (EditionStatus.DONE,),
+            status=EditionStatus.SENDING,
+            finished_at=None,
+            final_counts=None,
+        )
         return EditionStatus.SENDING if moved else None
     unbuilt = row.started_at is None
     target = EditionStatus.BUILDING if unbuilt else EditionStatus.SENDING
@@ -121,6 +129,7 @@ def cancel(conn: Connection, edition_id: int, *, now: datetime) -> bool:
     if not _move(conn, edition_id, CANCELLABLE, status=EditionStatus.CANCELLED, finished_at=now):
         return False
     LEDGER.skip_edition(conn, edition_id, reason="edition cancelled", now=now)
+    remember_counts(conn, edition_id)
     return True
 
 
@@ -135,7 +144,16 @@ def finish_if_drained(
     if pause_if_failing(conn, edition_id, config):
         return EditionStatus.PAUSED
     done = _move(conn, edition_id, (EditionStatus.SENDING,), status=EditionStatus.DONE, finished_at=now)
-    return EditionStatus.DONE if done else None
+    if not done:
+        return None
+    remember_counts(conn, edition_id)
+    return EditionStatus.DONE
+
+
+def remember_counts(conn: Connection, edition_id: int) -> None:
+    """A finished edition's deliveries by status, kept on it: they change no more (until a resume)."""
+    counts = json.dumps(reports.edition_counts(conn, edition_id), sort_keys=True)
+    conn.execute(update(EDITIONS).where(EDITIONS.c.id == edition_id).values(final_counts=counts))
 
 
 def pause_if_failing(conn: Connection, edition_id: int, config: DeliveryConfig) -> str | None:

@@ -138,13 +138,19 @@ async def top_articles(context: AppContext, *, since: datetime, limit: int = 10)
     """Readers' clicks per article across every edition since `since`, most clicked first."""
     async with context.db.session() as session:
         await session.connection(execution_options=READ_ONLY)
-        rows = await session.execute(
-            select(Click.article_id, Article.title, Article.section, func.count())
-            .outerjoin(Article, Article.id == Click.article_id)
+        # Counted per article first, the titles joined to the few kept: not to every click.
+        counted = (
+            select(Click.article_id, func.count().label("clicks"))
             .where(Click.at >= since, Click.kind == "click", Click.filtered.is_(None))
-            .group_by(Click.article_id, Article.title, Article.section)
+            .group_by(Click.article_id)
             .order_by(func.count().desc(), Click.article_id)
             .limit(limit)
+            .subquery()
+        )
+        rows = await session.execute(
+            select(counted.c.article_id, Article.title, Article.section, counted.c.clicks)
+            .outerjoin(Article, Article.id == counted.c.article_id)
+            .order_by(counted.c.clicks.desc(), counted.c.article_id)
         )
         return [
             ArticleClicks(article_id or 0, title or "(deleted article)", section or UNSECTIONED, clicks)

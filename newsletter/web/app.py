@@ -118,14 +118,17 @@ def create_app(settings: Settings, context: AppContext | None = None) -> FastAPI
 
 @asynccontextmanager
 async def _imports_end_with(app: FastAPI) -> AsyncIterator[None]:
-    """Console imports still running end with the app, before its database closes (their
-    transaction rolls back: nothing half-imported)."""
+    """Console imports and counts still running end with the app, before its database closes
+    (an import's transaction rolls back: nothing half-imported)."""
     try:
         yield
     finally:
         imports = getattr(app.state, "imports", None)
         if imports is not None:
             await imports.close()
+        console_state = getattr(app.state, "console", None)
+        if console_state is not None:
+            await console_state.snapshots.close()
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -15,6 +15,7 @@ from newsletter.config import Settings
 from newsletter.console import accounts, audit
 from newsletter.console.accounts import Role
 from newsletter.console.sessions import COOKIE, LOGIN_COOKIE, Login, Sessions
+from newsletter.console.snapshots import Snapshots
 from newsletter.database.ratelimit import count_request
 from newsletter.resources import template_dirs
 from newsletter.web.deps import ContextDep
@@ -48,6 +49,7 @@ class Console:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.sessions = Sessions(settings)
+        self.snapshots = Snapshots()
         self.env = Environment(
             loader=FileSystemLoader([str(d) for d in template_dirs("admin", settings.site.templates_dir)]),
             autoescape=select_autoescape(disabled_extensions=("js",), default=True),

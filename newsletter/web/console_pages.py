@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
 from newsletter.console import audit, dashboard, previews
-from newsletter.console.progress import progress_of, watch
+from newsletter.console.progress import live_counts, progress_of, watch
 from newsletter.console.sessions import Login
 from newsletter.context import AppContext
 from newsletter.database.models import utcnow
@@ -54,14 +54,16 @@ EMAIL_FRAME_HEADERS = {
 
 @router.get("", response_class=HTMLResponse)
 async def home(login: Viewer, console: ConsoleDep, context: ContextDep) -> HTMLResponse:
-    return console.render("dashboard.html", login, board=await dashboard.dashboard(context), nav="dashboard")
+    board = await dashboard.dashboard(context, console.snapshots)
+    return console.render("dashboard.html", login, board=board, nav="dashboard")
 
 
 @router.get("/editions", response_class=HTMLResponse)
 async def editions(
     login: Viewer, console: ConsoleDep, context: ContextDep, before: Annotated[int | None, Query(ge=1)] = None
 ) -> HTMLResponse:
-    reports = await service.list_reports(context, limit=EDITIONS_PAGE, before=before)
+    live = live_counts(context, console.snapshots)
+    reports = await service.list_reports(context, limit=EDITIONS_PAGE, before=before, live=live)
     older = reports[-1].id if len(reports) == EDITIONS_PAGE else None
     newsletters = context.settings.newsletters
     return console.render(
@@ -96,7 +98,7 @@ async def edition(
     done: str = "",
     refused: str = "",
 ) -> HTMLResponse:
-    report = await service.report(context, edition_id)
+    report = await service.report(context, edition_id, live=live_counts(context, console.snapshots))
     failures = await service.deliveries(context, edition_id, status="failed", per_page=50)
     notice = DONE.get(done, "")
     problem = f"This edition is {report.status}: it cannot {refused}." if refused in ACTIONS else ""
@@ -113,12 +115,15 @@ async def edition(
 
 
 @router.get("/editions/{edition_id}/progress")
-async def progress(edition_id: EditionId, login: Viewer, context: ContextDep) -> EventSourceResponse:
+async def progress(
+    edition_id: EditionId, login: Viewer, console: ConsoleDep, context: ContextDep
+) -> EventSourceResponse:
     """Server-sent events: the edition's figures every second until it is done or cancelled."""
-    await service.report(context, edition_id)  # 404 before the stream starts
+    live = live_counts(context, console.snapshots)
+    await service.report(context, edition_id, live=live)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[dict[str, str]]:
-        async for figure in watch(context, edition_id):
+        async for figure in watch(context, edition_id, live):
             yield {"event": "progress", "data": json.dumps(figure.as_json())}
 
     return EventSourceResponse(events(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})

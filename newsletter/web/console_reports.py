@@ -32,6 +32,7 @@ Text = Annotated[str, Query(max_length=400)]
 MAX_ID = 2**63 - 1
 DEFAULT_DAYS = 7
 TOP = 10
+TOP_SECONDS = 60.0
 DONE = {
     "added": "Added to the suppression list: nothing more is sent to that address.",
     "already": "That address was already on the suppression list.",
@@ -204,7 +205,12 @@ async def engagement(
         below = _whole(before, "before", 1, MAX_ID) if before else None
     except InvalidInput as exc:
         return _engagement_page(console, login, days=str(DEFAULT_DAYS), error=_problem(exc))
-    top = await top_articles(context, since=utcnow() - timedelta(days=period), limit=TOP)
+    # Every click of the period is counted: at most once a minute per process and period.
+    top = await console.snapshots.get(
+        ("top-articles", period),
+        lambda: top_articles(context, since=utcnow() - timedelta(days=period), limit=TOP),
+        TOP_SECONDS,
+    )
     editions = await reports.tracked_editions(context, before=below, limit=reports.PAGE)
     return _engagement_page(console, login, days=str(period), top=top, editions=editions, first=below is None)
 
