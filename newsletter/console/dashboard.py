@@ -10,7 +10,6 @@ from sqlalchemy import func, select
 
 from newsletter.bounces.queries import counts_for_edition
 from newsletter.console.growth import Day, growth_svg, signups_per_day
-from newsletter.console.progress import live_counts
 from newsletter.console.snapshots import Snapshots
 from newsletter.context import AppContext
 from newsletter.database.models import FeedState, Subscriber, utcnow
@@ -60,11 +59,11 @@ class Dashboard:
         return growth_svg(self.signups)
 
 
-async def dashboard(context: AppContext, snapshots: Snapshots) -> Dashboard:
+async def dashboard(context: AppContext, snapshots: Snapshots, live: LiveCounts) -> Dashboard:
     """Readers and sign-ups are counted at most once a minute per process (a million rows each)."""
     return Dashboard(
         upcoming=upcoming(context),
-        recent=await _recent(context, live_counts(context, snapshots)),
+        recent=await _recent(context, live),
         readers=await snapshots.get("readers", lambda: _readers(context), READERS_SECONDS),
         signups=await snapshots.get("signups", lambda: signups_per_day(context), READERS_SECONDS),
         feeds=await _feeds(context),

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import deque
 from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass
+
+from sqlalchemy import Engine
 
 from newsletter.console.snapshots import Snapshots
 from newsletter.context import AppContext
@@ -67,20 +70,33 @@ def progress_of(report: EditionReport, per_second: float) -> Progress:
     )
 
 
-def live_counts(context: AppContext, snapshots: Snapshots) -> LiveCounts:
+def live_counts(context: AppContext, snapshots: Snapshots, engine: Engine | None = None) -> LiveCounts:
     """An unfinished edition's counts at most LIVE_SECONDS old, shared by every page and watcher
-    of this process (a million rows are counted about once a second, not once a request)."""
+    of this process (a million rows are counted about once a second, not once a request). With
+    `engine` (SQLite), counted on a thread and a connection of their own: the pages' one
+    connection is never held by a count."""
+
+    async def count(edition_id: int) -> dict[str, int]:
+        if engine is not None:
+            return await asyncio.to_thread(_count_on, engine, edition_id)
+        async with context.db.engine.connect() as conn:
+            conn = await conn.execution_options(**READ_ONLY)
+            return await conn.run_sync(reports.edition_counts, edition_id)
 
     async def counts(edition_id: int) -> dict[str, int]:
-        async def count() -> dict[str, int]:
-            async with context.db.engine.connect() as conn:
-                conn = await conn.execution_options(**READ_ONLY)
-                return await conn.run_sync(reports.edition_counts, edition_id)
-
-        found: dict[str, int] = await snapshots.get(("edition-counts", edition_id), count, LIVE_SECONDS)
+        found: dict[str, int] = await snapshots.get(
+            ("edition-counts", edition_id), functools.partial(count, edition_id), LIVE_SECONDS
+        )
         return found
 
     return counts
+
+
+def _count_on(engine: Engine, edition_id: int) -> dict[str, int]:
+    with engine.connect() as conn:
+        reading = conn.execution_options(**READ_ONLY)
+        with reading.begin():
+            return reports.edition_counts(reading, edition_id)
 
 
 async def watch(

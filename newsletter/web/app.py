@@ -128,7 +128,7 @@ async def _imports_end_with(app: FastAPI) -> AsyncIterator[None]:
             await imports.close()
         console_state = getattr(app.state, "console", None)
         if console_state is not None:
-            await console_state.snapshots.close()
+            await console_state.close()
 
 
 def _add_error_handlers(app: FastAPI) -> None:

@@ -10,13 +10,18 @@ from urllib.parse import quote
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from sqlalchemy import Engine
 
 from newsletter.config import Settings
 from newsletter.console import accounts, audit
 from newsletter.console.accounts import Role
+from newsletter.console.progress import live_counts
 from newsletter.console.sessions import COOKIE, LOGIN_COOKIE, Login, Sessions
 from newsletter.console.snapshots import Snapshots
+from newsletter.context import AppContext
+from newsletter.database.engine import open_sync_engine
 from newsletter.database.ratelimit import count_request
+from newsletter.editions.service import LiveCounts
 from newsletter.resources import template_dirs
 from newsletter.web.deps import ContextDep
 from newsletter.web.security import CONTENT_SECURITY_POLICY, SECURITY_HEADERS
@@ -50,6 +55,8 @@ class Console:
         self.settings = settings
         self.sessions = Sessions(settings)
         self.snapshots = Snapshots()
+        # SQLite: costly counts on a connection of their own, off the pages' one (made on first use).
+        self._counting: Engine | None = None
         self.env = Environment(
             loader=FileSystemLoader([str(d) for d in template_dirs("admin", settings.site.templates_dir)]),
             autoescape=select_autoescape(disabled_extensions=("js",), default=True),
@@ -69,6 +76,16 @@ class Console:
     ) -> HTMLResponse:
         html = self.env.get_template(template).render(login=login, **data)
         return HTMLResponse(html, status_code, headers={**CONSOLE_HEADERS, **(headers or {})})
+
+    def live_counts(self, context: AppContext) -> LiveCounts:
+        if self._counting is None and context.db.is_sqlite:
+            self._counting = open_sync_engine(self.settings.database, pool_size=1)
+        return live_counts(context, self.snapshots, self._counting)
+
+    async def close(self) -> None:
+        await self.snapshots.close()
+        if self._counting is not None:
+            self._counting.dispose()
 
     def set_cookie(self, response: Response, name: str, value: str, max_age: int) -> None:
         response.set_cookie(

@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sse_starlette import EventSourceResponse
 
 from newsletter.console import audit, dashboard, previews
-from newsletter.console.progress import live_counts, progress_of, watch
+from newsletter.console.progress import progress_of, watch
 from newsletter.console.sessions import Login
 from newsletter.context import AppContext
 from newsletter.database.models import utcnow
@@ -54,7 +54,7 @@ EMAIL_FRAME_HEADERS = {
 
 @router.get("", response_class=HTMLResponse)
 async def home(login: Viewer, console: ConsoleDep, context: ContextDep) -> HTMLResponse:
-    board = await dashboard.dashboard(context, console.snapshots)
+    board = await dashboard.dashboard(context, console.snapshots, console.live_counts(context))
     return console.render("dashboard.html", login, board=board, nav="dashboard")
 
 
@@ -62,7 +62,7 @@ async def home(login: Viewer, console: ConsoleDep, context: ContextDep) -> HTMLR
 async def editions(
     login: Viewer, console: ConsoleDep, context: ContextDep, before: Annotated[int | None, Query(ge=1)] = None
 ) -> HTMLResponse:
-    live = live_counts(context, console.snapshots)
+    live = console.live_counts(context)
     reports = await service.list_reports(context, limit=EDITIONS_PAGE, before=before, live=live)
     older = reports[-1].id if len(reports) == EDITIONS_PAGE else None
     newsletters = context.settings.newsletters
@@ -98,7 +98,7 @@ async def edition(
     done: str = "",
     refused: str = "",
 ) -> HTMLResponse:
-    report = await service.report(context, edition_id, live=live_counts(context, console.snapshots))
+    report = await service.report(context, edition_id, live=console.live_counts(context))
     failures = await service.deliveries(context, edition_id, status="failed", per_page=50)
     notice = DONE.get(done, "")
     problem = f"This edition is {report.status}: it cannot {refused}." if refused in ACTIONS else ""
@@ -119,7 +119,7 @@ async def progress(
     edition_id: EditionId, login: Viewer, console: ConsoleDep, context: ContextDep
 ) -> EventSourceResponse:
     """Server-sent events: the edition's figures every second until it is done or cancelled."""
-    live = live_counts(context, console.snapshots)
+    live = console.live_counts(context)
     await service.report(context, edition_id, live=live)  # 404 before the stream starts
 
     async def events() -> AsyncIterator[dict[str, str]]:
