@@ -6,10 +6,11 @@ import asyncio
 import functools
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import asdict, dataclass
+from typing import TypeVar
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from newsletter.console.snapshots import Snapshots
 from newsletter.context import AppContext
@@ -19,6 +20,7 @@ from newsletter.editions import service
 from newsletter.editions.service import EditionReport, LiveCounts
 from newsletter.states import DeliveryStatus, EditionStatus
 
+T = TypeVar("T")
 # How often a watcher gets a fresh figure, and how many seconds of them the rate averages.
 INTERVAL_SECONDS = 1.0
 RATE_WINDOW = 5
@@ -70,33 +72,36 @@ def progress_of(report: EditionReport, per_second: float) -> Progress:
     )
 
 
+async def read_apart(context: AppContext, engine: Engine | None, work: Callable[[Connection], T]) -> T:
+    """Run `work` (a costly read) on a connection that pages do not wait for: with `engine`
+    (SQLite, whose pages share one connection), on a thread and a connection of its own."""
+    if engine is not None:
+        return await asyncio.to_thread(_read_on, engine, work)
+    async with context.db.engine.connect() as conn:
+        conn = await conn.execution_options(**READ_ONLY)
+        return await conn.run_sync(work)
+
+
+def _read_on(engine: Engine, work: Callable[[Connection], T]) -> T:
+    with engine.connect() as conn:
+        reading = conn.execution_options(**READ_ONLY)
+        with reading.begin():
+            return work(reading)
+
+
 def live_counts(context: AppContext, snapshots: Snapshots, engine: Engine | None = None) -> LiveCounts:
     """An unfinished edition's counts at most LIVE_SECONDS old, shared by every page and watcher
-    of this process (a million rows are counted about once a second, not once a request). With
-    `engine` (SQLite), counted on a thread and a connection of their own: the pages' one
-    connection is never held by a count."""
-
-    async def count(edition_id: int) -> dict[str, int]:
-        if engine is not None:
-            return await asyncio.to_thread(_count_on, engine, edition_id)
-        async with context.db.engine.connect() as conn:
-            conn = await conn.execution_options(**READ_ONLY)
-            return await conn.run_sync(reports.edition_counts, edition_id)
+    of this process (a million rows are counted about once a second, not once a request), read
+    apart from the pages (see read_apart)."""
 
     async def counts(edition_id: int) -> dict[str, int]:
+        work = functools.partial(reports.edition_counts, edition_id=edition_id)
         found: dict[str, int] = await snapshots.get(
-            ("edition-counts", edition_id), functools.partial(count, edition_id), LIVE_SECONDS
+            ("edition-counts", edition_id), lambda: read_apart(context, engine, work), LIVE_SECONDS
         )
         return found
 
     return counts
-
-
-def _count_on(engine: Engine, edition_id: int) -> dict[str, int]:
-    with engine.connect() as conn:
-        reading = conn.execution_options(**READ_ONLY)
-        with reading.begin():
-            return reports.edition_counts(reading, edition_id)
 
 
 async def watch(

@@ -43,6 +43,32 @@ def editions_counts(conn: Connection, edition_ids: list[int]) -> dict[int, dict[
     return found
 
 
+def relay_activity(conn: Connection, edition_id: int) -> dict[str, dict[str, int]]:
+    """What each relay carried of an edition: its rows by status, per relay."""
+    c = DELIVERIES.c
+    query = (
+        select(c.relay, c.status, func.count())
+        .where(c.edition_id == edition_id, c.relay.is_not(None))
+        .group_by(c.relay, c.status)
+    )
+    found: dict[str, dict[str, int]] = {}
+    for relay, status, count in conn.execute(query).all():
+        found.setdefault(relay, {})[status] = int(count)
+    return found
+
+
+def latest_failures(conn: Connection, edition_id: int, limit: int) -> list[Any]:
+    """An edition's latest failures (relay, code, reply, when), newest first."""
+    c = DELIVERIES.c
+    query = (
+        select(c.relay, c.last_code, c.last_reply, c.updated_at)
+        .where(c.edition_id == edition_id, c.status == DeliveryStatus.FAILED)
+        .order_by(c.updated_at.desc(), c.id.desc())
+        .limit(limit)
+    )
+    return list(conn.execute(query))
+
+
 def edition_deliveries(
     conn: Connection, edition_id: int, *, status: str, offset: int, limit: int
 ) -> tuple[int, list[Any]]:

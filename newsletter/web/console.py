@@ -77,10 +77,14 @@ class Console:
         html = self.env.get_template(template).render(login=login, **data)
         return HTMLResponse(html, status_code, headers={**CONSOLE_HEADERS, **(headers or {})})
 
-    def live_counts(self, context: AppContext) -> LiveCounts:
+    def apart(self, context: AppContext) -> Engine | None:
+        """Where costly reads go (SQLite: a connection of their own; PostgreSQL: the pool)."""
         if self._counting is None and context.db.is_sqlite:
             self._counting = open_sync_engine(self.settings.database, pool_size=1)
-        return live_counts(context, self.snapshots, self._counting)
+        return self._counting
+
+    def live_counts(self, context: AppContext) -> LiveCounts:
+        return live_counts(context, self.snapshots, self.apart(context))
 
     async def close(self) -> None:
         await self.snapshots.close()

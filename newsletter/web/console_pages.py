@@ -54,7 +54,9 @@ EMAIL_FRAME_HEADERS = {
 
 @router.get("", response_class=HTMLResponse)
 async def home(login: Viewer, console: ConsoleDep, context: ContextDep) -> HTMLResponse:
-    board = await dashboard.dashboard(context, console.snapshots, console.live_counts(context))
+    board = await dashboard.dashboard(
+        context, console.snapshots, console.live_counts(context), console.apart(context)
+    )
     return console.render("dashboard.html", login, board=board, nav="dashboard")
 
 

@@ -280,6 +280,9 @@ async def test_the_dashboard_shows_what_is_next_what_went_and_who_reads(
     assert '<td>active</td><td class="num">4</td>' in readers
     relays = text.split('id="relays-heading"', 1)[1]
     assert f"127.0.0.1:{context.settings.smtp.port}" in relays
+    row = relays.split("<tbody>", 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row)
+    assert cells[0] == "default" and cells[6:9] == ["4", "0", "0"] and cells[9] == "none"
 
 
 async def test_editions_page_fifty_at_a_time_newest_first(browser: Client, context: AppContext) -> None:

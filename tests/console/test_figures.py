@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select, update
 
+from newsletter.console import dashboard
 from newsletter.console.snapshots import Snapshots
 from newsletter.context import AppContext
 from newsletter.database.models import Delivery, Edition
@@ -79,3 +80,18 @@ async def test_snapshots_answer_at_once_and_recount_in_the_background() -> None:
         await asyncio.sleep(0)
     assert await snapshots.get("k", count, 1.0) == 2
     await snapshots.close()
+
+
+async def test_each_relay_shows_what_it_carried_of_the_latest_edition(
+    context: AppContext, edition_for: Callable[..., Awaitable[Edition]]
+) -> None:
+    edition = await edition_for(3)
+    await drain(context, editions={edition.id})
+    async with context.db.session() as session:
+        first = await session.scalar(select(Delivery.id).where(Delivery.edition_id == edition.id).limit(1))
+        failed = {"status": "failed", "last_code": 550, "last_reply": "5.1.1 no such user"}
+        await session.execute(update(Delivery).where(Delivery.id == first).values(**failed))
+        await session.commit()
+    [relay] = await dashboard.relays(context)
+    assert relay.name == "default" and relay.carried == {"sent": 2, "failed": 1}
+    assert relay.last_failure == "550 5.1.1 no such user"
