@@ -26,16 +26,27 @@ class VariantPreview:
     lead: str  # the lead story's title ("" for a variant with nothing new)
     subject: str
     articles: int
-    html: str
     text: str
 
 
 async def variants(context: AppContext, edition_id: int) -> list[VariantPreview]:
+    """Each variant's summary and text part (its HTML is filled only when its frame asks: html)."""
     edition, rows = await _variants(context, edition_id)
-    mail = PersonalMail(context.settings)
-    fields = mail.sample(PREVIEW_ADDRESS, edition.newsletter_id, "preview").fields
+    fields = _sample_fields(context, edition)
     leads = await _leads(context, [_article_ids(row)[:1] for row in rows])
-    return [_preview(row, _rendered(row), dict(fields), leads) for row in rows]
+    return [_preview(row, _rendered(row), fields, leads) for row in rows]
+
+
+async def html(context: AppContext, edition_id: int, variant_id: int) -> str:
+    """One variant's HTML for the sample reader."""
+    edition, row = await _variant(context, edition_id, variant_id)
+    return _rendered(row).filled_html(_sample_fields(context, edition))
+
+
+def _sample_fields(context: AppContext, edition: Edition) -> dict[str, str]:
+    return dict(
+        PersonalMail(context.settings).sample(PREVIEW_ADDRESS, edition.newsletter_id, "preview").fields
+    )
 
 
 async def _leads(context: AppContext, firsts: list[list[int]]) -> dict[int, str]:
@@ -57,10 +68,7 @@ async def send_test(context: AppContext, edition_id: int, variant_id: int, email
         address = validate_email(email, check_deliverability=False).normalized
     except EmailNotValidError as exc:
         raise InvalidInput("email", str(exc)) from None
-    edition, rows = await _variants(context, edition_id)
-    row = next((r for r in rows if r.id == variant_id), None)
-    if row is None:
-        raise NotFound(f"edition {edition_id} has no variant {variant_id}")
+    edition, row = await _variant(context, edition_id, variant_id)
     newsletter = context.settings.newsletter(edition.newsletter_id)
     return await send_copy(context, newsletter, _rendered(row), address, utcnow())
 
@@ -76,6 +84,15 @@ async def _variants(context: AppContext, edition_id: int) -> tuple[Edition, list
         return edition, list((await session.scalars(query)).all())
 
 
+async def _variant(context: AppContext, edition_id: int, variant_id: int) -> tuple[Edition, EditionVariant]:
+    async with context.db.session() as session:
+        edition = await session.get(Edition, edition_id)
+        row = await session.get(EditionVariant, variant_id)
+    if edition is None or row is None or row.edition_id != edition_id:
+        raise NotFound(f"edition {edition_id} has no variant {variant_id}")
+    return edition, row
+
+
 def _rendered(row: EditionVariant) -> RenderedEmail:
     return RenderedEmail(row.subject, row.html, row.text, PersonalTokens.stored(row.token_nonce))
 
@@ -89,6 +106,5 @@ def _preview(
         lead=leads.get(ids[0], "") if ids else "",
         subject=row.subject,
         articles=len(ids),
-        html=rendered.filled_html(fields),
         text=rendered.filled_text(fields),
     )

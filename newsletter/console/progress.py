@@ -18,7 +18,7 @@ from newsletter.database.engine import READ_ONLY
 from newsletter.delivery import reports
 from newsletter.editions import service
 from newsletter.editions.service import EditionReport, LiveCounts
-from newsletter.states import DeliveryStatus, EditionStatus
+from newsletter.states import FINAL, DeliveryStatus, EditionStatus
 
 T = TypeVar("T")
 # How often a watcher gets a fresh figure, and how many seconds of them the rate averages.
@@ -112,7 +112,7 @@ async def watch(
     while True:
         report = await service.report(context, edition_id, live=live)
         now = time.monotonic()
-        finished = sum(report.counts.get(s, 0) for s in ("sent", "failed", "skipped"))
+        finished = sum(report.counts.get(s, 0) for s in FINAL)
         seen.append((now, finished))
         (then, before), (_, latest) = seen[0], seen[-1]
         rate = (latest - before) / (now - then) if now > then else 0.0

@@ -64,6 +64,8 @@ class Console:
             auto_reload=False,
         )
         self.env.globals.update(site=settings.site, Role=Role)
+        # Read once (an operator's folder first, like the templates): no file read per request.
+        self.script = self.env.loader.get_source(self.env, "console.js")[0]  # type: ignore[union-attr]
         self.secure_cookies = not _is_local(settings.site.base_url)
 
     def render(
@@ -109,9 +111,7 @@ def _is_local(base_url: str) -> bool:
 
 
 def get_console(request: Request) -> Console:
-    console: Console | None = getattr(request.app.state, "console", None)
-    if console is None:
-        console = request.app.state.console = Console(request.app.state.context.settings)
+    console: Console = request.app.state.console  # built with the app when the console is on
     return console
 
 
@@ -295,7 +295,8 @@ async def refused(request: Request, exc: Exception) -> Response:
 @router.get("/console.js")
 async def script(console: ConsoleDep) -> Response:
     """The console's one script (live progress): served here, so the CSP keeps script-src 'self'."""
-    source = console.env.loader.get_source(console.env, "console.js")[0]  # type: ignore[union-attr]
     return Response(
-        source, media_type="text/javascript", headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"}
+        console.script,
+        media_type="text/javascript",
+        headers={**SECURITY_HEADERS, "Cache-Control": "max-age=300"},
     )

@@ -167,28 +167,15 @@ async def preview(
     edition_id: EditionId, login: Viewer, console: ConsoleDep, context: ContextDep, done: str = ""
 ) -> HTMLResponse:
     """Each variant as a reader sees it, at a desktop and a phone width, and its text part."""
-    report = await service.report(context, edition_id)
-    shown = await previews.variants(context, edition_id)
-    return console.render(
-        "preview.html",
-        login,
-        headers={"Content-Security-Policy": PREVIEW_PAGE_CSP},
-        report=report,
-        variants=shown,
-        notice="A test copy went out." if done == "test" else "",
-        error="",
-        nav="editions",
-    )
+    notice = "A test copy went out." if done == "test" else ""
+    return await _preview_page(console, login, context, edition_id, notice=notice)
 
 
 @router.get("/editions/{edition_id}/variants/{variant_id}.html", response_class=HTMLResponse)
 async def variant_html(
     edition_id: EditionId, variant_id: EditionId, login: Viewer, context: ContextDep
 ) -> HTMLResponse:
-    found = next((v for v in await previews.variants(context, edition_id) if v.id == variant_id), None)
-    if found is None:
-        raise NotFound(f"edition {edition_id} has no variant {variant_id}")
-    return HTMLResponse(found.html, headers=EMAIL_FRAME_HEADERS)
+    return HTMLResponse(await previews.html(context, edition_id, variant_id), headers=EMAIL_FRAME_HEADERS)
 
 
 @router.post("/editions/{edition_id}/variants/{variant_id}/test")
@@ -226,17 +213,29 @@ async def test_send(
 async def _preview_error(
     console: Console, login: Login, context: AppContext, edition_id: int, message: str, status: int
 ) -> HTMLResponse:
-    report = await service.report(context, edition_id)
-    shown = await previews.variants(context, edition_id)
+    return await _preview_page(console, login, context, edition_id, error=message, status=status)
+
+
+async def _preview_page(
+    console: Console,
+    login: Login,
+    context: AppContext,
+    edition_id: int,
+    *,
+    notice: str = "",
+    error: str = "",
+    status: int = 200,
+) -> HTMLResponse:
+    report = await service.report(context, edition_id, live=console.live_counts(context))
     return console.render(
         "preview.html",
         login,
         status,
         headers={"Content-Security-Policy": PREVIEW_PAGE_CSP},
         report=report,
-        variants=shown,
-        notice="",
-        error=message,
+        variants=await previews.variants(context, edition_id),
+        notice=notice,
+        error=error,
         nav="editions",
     )
 
