@@ -3,36 +3,33 @@ worker's outcomes, the bounce recorder's reports).
 
 Through the async driver a small transaction costs several event-loop round trips (on SQLite,
 about 2 ms); here it costs one hop and the statements themselves (about 0.1 ms). At one SMTP
-connection there is a group, hence a hop, per message, so the hop is a queue of our own and a
-`call_soon_threadsafe` back: half the CPU of `run_in_executor`, whose concurrent future,
-condition and chained callbacks cost as much as the statements."""
+connection there is a group, hence a hop, per message, so the hop is newsletter.handoff's: half
+the CPU of `run_in_executor`."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, text
 
 from newsletter.config import DatabaseConfig
 from newsletter.database.engine import ForegroundFirst, open_sync_engine
+from newsletter.handoff import Job, serve_job
 
 T = TypeVar("T")
 # How often an idle ledger thread checks that the program is not exiting without closing it.
 IDLE_CHECK_SECONDS = 1.0
-
-_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Callable[[], Any]]
 
 
 class LedgerWriter:
     def __init__(self, config: DatabaseConfig, foreground: ForegroundFirst | None = None) -> None:
         self._config = config
         self._foreground = foreground
-        self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
         self._conn: Connection | None = None
@@ -71,15 +68,7 @@ class LedgerWriter:
                 continue
             if job is None:
                 return
-            loop, future, call = job
-            if future.cancelled():  # its caller went away before it began, as with an executor
-                continue
-            try:
-                result = call()
-            except BaseException as exc:  # handed to the caller, as run_in_executor would
-                _settle(loop, future, None, exc)
-            else:
-                _settle(loop, future, result, None)
+            serve_job(job)
 
     def _run(self, work: Callable[[Connection], T], relaxed_durability: bool) -> T:
         if self._conn is None:
@@ -119,20 +108,3 @@ class LedgerWriter:
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
-
-
-def _settle(
-    loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], result: Any, error: BaseException | None
-) -> None:
-    """From the ledger thread: the job's outcome to its caller, on the caller's loop."""
-    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits any more
-        loop.call_soon_threadsafe(_resolve, future, result, error)
-
-
-def _resolve(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    if future.cancelled():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)

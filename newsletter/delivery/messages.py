@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import OrderedDict
 from datetime import datetime
@@ -12,6 +13,7 @@ from sqlalchemy import select
 from newsletter.context import AppContext
 from newsletter.database.models import Edition, EditionVariant, utcnow
 from newsletter.delivery.work import WorkItem, WorkKind
+from newsletter.handoff import JobThreads
 from newsletter.personal.recipients import PersonalMail
 from newsletter.personal.tokens import LinkOwner
 from newsletter.personal.verp import TagKind
@@ -39,6 +41,8 @@ class MessageFactory:
         # The key read and checked once, when the worker starts: a bad one is a configuration
         # error then (ConfigError naming dkim.private_key_file), not a failure of every message.
         self.signer = DkimSigner(context.settings.dkim) if context.settings.dkim.enabled else None
+        # OpenSSL lets other threads run while it signs: a core beside the event loop's signs.
+        self._signing = JobThreads("dkim", (os.cpu_count() or 2) - 1) if self.signer else None
         self._variants: OrderedDict[int, MessageTemplate] = OrderedDict()
         self._confirmations: dict[str | None, tuple[float, MessageTemplate]] = {}
         self._renderer: DigestRenderer | None = None
@@ -58,8 +62,8 @@ class MessageFactory:
         return template
 
     async def build(self, item: WorkItem, template: MessageTemplate) -> OutgoingMessage:
-        """The message for one recipient; ValueError for a value that cannot be sent. Signing
-        (milliseconds of CPU) runs off the event loop."""
+        """The message for one recipient; ValueError for a value that cannot be sent. Its DKIM
+        signatures (~0.3 ms each with RSA-2048) are made on the signing threads."""
         assert item.email is not None
         owner = LinkOwner(item.subscriber_id, item.nonce)
         if item.kind is WorkKind.CONFIRMATION:
@@ -67,9 +71,15 @@ class MessageFactory:
         else:
             assert item.newsletter_id is not None and item.edition_id is not None
             recipient = self.personal.digest(owner, item.email, item.newsletter_id, item.edition_id, item.id)
-        if template.signs:
-            return await asyncio.to_thread(template.build, recipient)
-        return template.build(recipient)
+        message, sign = template.for_smtp(recipient)
+        if sign is None or self._signing is None:
+            return message
+        return message.signed(await self._signing.run(sign))
+
+    async def close(self) -> None:
+        """End the signing threads (once the signatures asked for are made)."""
+        if self._signing is not None:
+            await self._signing.close()
 
     def return_path(self, item: WorkItem) -> str:
         """The envelope sender: the row's VERP address with [bounces], else smtp.from_address."""

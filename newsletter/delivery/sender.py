@@ -196,6 +196,7 @@ class Sender:
                 message.data,
                 smtputf8=message.smtputf8,
                 go_ahead=committed,
+                dot_stuffed=message.dot_stuffed,
                 sender=parts.factory.return_path(item),
             )
         except SmtpConnectionLost as exc:

@@ -174,6 +174,7 @@ class Worker:
             for task in (claimer, watcher, *senders):
                 task.cancel()
             await asyncio.gather(claimer, watcher, reporter, *senders, return_exceptions=True)
+            await self.parts.factory.close()
             self._release(self.pool.take_all())
             self.recorder.close()
             await asyncio.gather(recorder, return_exceptions=True)

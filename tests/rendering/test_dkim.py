@@ -124,3 +124,22 @@ def test_a_file_that_is_not_a_key_is_a_config_error(render_settings: RenderSetti
     settings = signed_settings(render_settings, bogus)
     with pytest.raises(ConfigError, match="dkim.private_key_file"):
         DkimSigner(settings.dkim)
+
+
+def test_a_message_for_smtp_signed_elsewhere_verifies(
+    render_settings: RenderSettings, key: rsa.RSAPrivateKey, dns: DnsLookup, tmp_path: Path
+) -> None:
+    """The sender's path: the dot-stuffed payload first, its signature made afterwards (on
+    another thread) and put on top; what the server un-stuffs verifies."""
+    settings = signed_settings(
+        render_settings, write_key(key, tmp_path / "k.pem", serialization.PrivateFormat.PKCS8)
+    )
+    newsletter = settings.newsletters[0]
+    rendered = DigestRenderer(settings).render_digest(newsletter, EDITION_DATE, stories())
+    template = MessageTemplate.digest(settings, newsletter, rendered, date=SENT_AT)
+    wire, sign = template.for_smtp(Recipient(READER, make_message_id(settings, "e", 1, 2), DIGEST_VALUES))
+    assert sign is not None and wire.dot_stuffed and not wire.data.startswith(b"DKIM-Signature")
+    data = wire.signed(sign()).data
+    assert data.startswith(b"DKIM-Signature: ") and data.endswith(b"\r\n.\r\n")
+    received = data.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n.")
+    assert dkim.verify(received, dnsfunc=dns)
