@@ -8,7 +8,6 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
-from rich.table import Table
 
 from newsletter.cli.common import (
     ConfigOption,
@@ -20,12 +19,12 @@ from newsletter.cli.common import (
     print_json,
     with_context,
 )
-from newsletter.config import Settings
-from newsletter.context import AppContext
 from newsletter.errors import InvalidInput
 
 if TYPE_CHECKING:
+    from newsletter.config import Settings
     from newsletter.console.accounts import Account
+    from newsletter.context import AppContext
 
 # Each command imports newsletter.console.accounts itself: importing it hashes a password
 # (a quarter of a second), which every other `newsletter` command would pay too.
@@ -87,6 +86,8 @@ def add(
 @app.command("list")
 def list_(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Console accounts by name, with their roles."""
+    from rich.table import Table
+
     from newsletter.console import accounts
 
     listed = with_context(load(config), accounts.listing)

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.markup import escape as _escape
-from rich.table import Table
 
-from newsletter.articles.ingest import FeedReport, ingest_feeds
-from newsletter.articles.inputs import ArticleRules, validate_articles
-from newsletter.articles.metrics import count_outcomes
-from newsletter.articles.parsers import shared_parsers
-from newsletter.articles.queries import article_json, list_articles
-from newsletter.articles.store import upsert_articles
 from newsletter.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -29,11 +21,12 @@ from newsletter.cli.common import (
     print_json,
     with_context,
 )
-from newsletter.config import FeedConfig, Settings
-from newsletter.context import AppContext
-from newsletter.database.engine import READ_ONLY
-from newsletter.database.models import utcnow
 from newsletter.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from newsletter.articles.ingest import FeedReport
+    from newsletter.config import FeedConfig, Settings
+    from newsletter.context import AppContext
 
 app = typer.Typer(help="Articles: list what is stored, add one by hand.", no_args_is_help=True)
 
@@ -54,6 +47,9 @@ def ingest(
     as_json: JsonOption = False,
 ) -> None:
     """Fetch the configured feeds (or one) now and store their articles."""
+    from newsletter.articles.ingest import ingest_feeds
+    from newsletter.articles.parsers import shared_parsers
+
     settings = load(config)
     feeds = _chosen_feeds(settings, feed, allow_private=allow_private)
     shared_parsers().warm()  # the sandboxes start while the database opens
@@ -70,6 +66,10 @@ def ingest(
 
 
 def _chosen_feeds(settings: Settings, wanted: str | None, *, allow_private: bool) -> list[FeedConfig]:
+    from pydantic import ValidationError
+
+    from newsletter.config import FeedConfig
+
     if wanted is None:
         if not settings.feeds:
             fail("no feeds configured: add [[feeds]] entries to the configuration, or pass --feed")
@@ -90,6 +90,8 @@ def _same_path(configured: str, wanted: str) -> bool:
 
 
 def _print_reports(reports: list[FeedReport]) -> None:
+    from rich.table import Table
+
     table = Table(title="Feeds ingested", title_justify="left")
     table.add_column("feed", overflow="fold")
     for heading in ("new", "updated", "unchanged", "skipped"):
@@ -124,6 +126,11 @@ def list_command(
     as_json: JsonOption = False,
 ) -> None:
     """Stored articles, newest first."""
+    from rich.table import Table
+
+    from newsletter.articles.queries import article_json, list_articles
+    from newsletter.database.engine import READ_ONLY
+
     settings = load(config)
     start = parse_since(since)
 
@@ -161,6 +168,11 @@ def add_command(
     as_json: JsonOption = False,
 ) -> None:
     """Add one article, or update the stored one with the same URL."""
+    from newsletter.articles.inputs import ArticleRules, validate_articles
+    from newsletter.articles.metrics import count_outcomes
+    from newsletter.articles.store import upsert_articles
+    from newsletter.database.models import utcnow
+
     settings = load(config)
     raw: dict[str, Any] = {"title": title, "url": url, "summary": summary, "section": section}
     raw.update(image_url=image, published_at=published, author=author)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from newsletter.bounces.queries import check_kind, check_source, list_bounces
 from newsletter.cli.common import (
     ConfigOption,
     JsonOption,
@@ -19,13 +17,12 @@ from newsletter.cli.common import (
     run,
     with_context,
 )
-from newsletter.config import Settings
-from newsletter.context import AppContext, open_context
-from newsletter.database.engine import READ_ONLY
 from newsletter.errors import InvalidInput
-from newsletter.subscriptions.addresses import Address, normalise_address
-from newsletter.subscriptions.audit import Actor
-from newsletter.subscriptions.suppressions import add_by_operator, lift, listed
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.context import AppContext
+    from newsletter.subscriptions.addresses import Address
 
 app = typer.Typer(help="Bounces and complaints that came back after sending.", no_args_is_help=True)
 suppressions = typer.Typer(help="Addresses never mailed again.", no_args_is_help=True)
@@ -42,6 +39,7 @@ def serve(config: ConfigOption = None) -> None:
 
     from newsletter.bounces.receiver import run_receiver  # mail libraries: only when asked
     from newsletter.bounces.recorder import BounceRecorder
+    from newsletter.context import open_context
     from newsletter.service import run_parts
 
     async def main() -> None:
@@ -82,6 +80,7 @@ def scan(
 async def _watch(settings: Settings) -> None:
     from newsletter.bounces.mailbox import run_scanner
     from newsletter.bounces.recorder import BounceRecorder
+    from newsletter.context import open_context
     from newsletter.service import run_parts
 
     async with open_context(settings) as context:
@@ -109,6 +108,11 @@ def list_command(
     json: JsonOption = False,
 ) -> None:
     """Bounces and complaints received after sending, newest first, with what each did."""
+    from rich.table import Table
+
+    from newsletter.bounces.queries import check_kind, check_source, list_bounces
+    from newsletter.database.engine import READ_ONLY
+
     settings = load(config)
     try:
         check_kind(kind, field="--type")
@@ -165,6 +169,10 @@ def suppressions_list(
     json: JsonOption = False,
 ) -> None:
     """Suppressed addresses, newest first (erased ones are kept only as a hash)."""
+    from rich.table import Table
+
+    from newsletter.subscriptions.suppressions import listed
+
     if reason is not None and reason not in ("complaint", "manual", "erased"):
         fail("--reason: must be one of complaint, manual, erased")
     settings = load(config)
@@ -193,6 +201,9 @@ def suppressions_add(
     config: ConfigOption = None,
 ) -> None:
     """Suppress an address; a subscriber who has it is unsubscribed from everything at once."""
+    from newsletter.subscriptions.audit import Actor
+    from newsletter.subscriptions.suppressions import add_by_operator
+
     settings = load(config)
     address = _address(settings, email)
 
@@ -210,6 +221,8 @@ def suppressions_remove(
     config: ConfigOption = None,
 ) -> None:
     """Lift a suppression. The reader is not re-subscribed: they may sign up again themselves."""
+    from newsletter.subscriptions.suppressions import lift
+
     settings = load(config)
     address = _address(settings, email)
 
@@ -222,6 +235,8 @@ def suppressions_remove(
 
 
 def _address(settings: Settings, email: str) -> Address:
+    from newsletter.subscriptions.addresses import normalise_address
+
     try:
         return normalise_address(email, local_domains=settings.subscriptions.allow_local_domains)
     except InvalidInput as exc:

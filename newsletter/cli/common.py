@@ -2,23 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from rich.console import Console
-from sqlalchemy.engine import make_url
 
-from newsletter.config import NewsletterConfig, Settings, find_config_file, load_settings
-from newsletter.context import AppContext, open_context
 from newsletter.errors import ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError
-from newsletter.logs import configure_logging
-from newsletter.moments import parse_moment
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from newsletter.config import LoggingConfig, NewsletterConfig, Settings
+    from newsletter.context import AppContext
+
+# Building the command tree imports every command module, so they and this one import the
+# configuration, the database and each command's work only when that command runs: `--help` and
+# `--version` pay for typer alone (tests/cli/test_light_imports.py).
 
 T = TypeVar("T")
 
@@ -55,6 +58,8 @@ def fail(message: str, code: int = EXIT_USAGE) -> NoReturn:
 def load(config: Path | None, overrides: dict[str, Any] | None = None, *, find_demo: bool = True) -> Settings:
     """The settings, from `config` or the usual places; in a folder where `newsletter demo` ran
     and no other configuration is found, the demo's (said on stderr)."""
+    from newsletter.config import find_config_file, load_settings
+
     if config is None and find_demo and find_config_file(None) is None and DEMO_CONFIG.is_file():
         config = DEMO_CONFIG
         note(f"using the demo's configuration {DEMO_CONFIG} (--config or ./newsletter.toml to use another)")
@@ -66,8 +71,17 @@ def load(config: Path | None, overrides: dict[str, Any] | None = None, *, find_d
     return settings
 
 
+def configure_logging(config: LoggingConfig) -> None:
+    """newsletter.logs' (it imports the configuration); here, a test can replace it."""
+    from newsletter.logs import configure_logging as configure
+
+    configure(config)
+
+
 def parse_since(value: str | None, option: str = "--since") -> datetime | None:
     """An ISO date or time from the command line (UTC unless given); exit 2 naming `option`."""
+    from newsletter.moments import parse_moment
+
     if value is None:
         return None
     try:
@@ -83,6 +97,8 @@ def note(message: str) -> None:
 
 def note_if_created(context: AppContext) -> None:
     """Say so when this command made a new, empty database: usually the operator meant another."""
+    from sqlalchemy.engine import make_url
+
     if context.created:
         url = make_url(context.settings.database.url).render_as_string(hide_password=True)
         note(f"database.url {url} held no newsletter database; created a new, empty one")
@@ -99,6 +115,8 @@ def find_newsletter(settings: Settings, newsletter_id: str | None) -> Newsletter
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning expected errors into one line and exit 2."""
+    import asyncio
+
     try:
         return asyncio.run(coroutine)
     except (ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError) as exc:
@@ -111,6 +129,8 @@ def run(coroutine: Coroutine[Any, Any, T]) -> T:
 def with_context(
     settings: Settings, work: Callable[[AppContext], Awaitable[T]], *, migrate: bool = True
 ) -> T:
+    from newsletter.context import open_context
+
     async def main() -> T:
         async with open_context(settings, migrate=migrate) as context:
             result = await work(context)

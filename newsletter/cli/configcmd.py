@@ -19,11 +19,7 @@ from newsletter.cli.common import (
     run,
 )
 from newsletter.cli.smtp import report_relays
-from newsletter.config import mask_secrets, warnings
-from newsletter.config.readiness import readiness
-from newsletter.delivery.probe import check_relays
 from newsletter.errors import ConfigError, RenderError
-from newsletter.rendering.dkim import check_key
 
 app = typer.Typer(help="Configuration.", no_args_is_help=True)
 
@@ -39,7 +35,11 @@ def check(
     """Validate the configuration and print it, secrets masked; warn of what production needs.
 
     With --connect, also check each SMTP relay."""
-    from newsletter.editions.samples import digest_size_warnings  # renders: only for this command
+    from newsletter.config import mask_secrets, warnings
+    from newsletter.config.readiness import readiness
+    from newsletter.delivery.probe import check_relays
+    from newsletter.editions.samples import digest_size_warnings
+    from newsletter.rendering.dkim import check_key
 
     settings = load(config)
     try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from newsletter.cli.common import ConfigOption, console, load, with_context
-from newsletter.context import AppContext
+
+if TYPE_CHECKING:
+    from newsletter.context import AppContext
 
 app = typer.Typer(help="Database schema.", no_args_is_help=True)
 

@@ -3,7 +3,7 @@ publishes them."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,18 +19,15 @@ from newsletter.cli.common import (
     print_json,
     run,
 )
-from newsletter.config import DkimConfig
 from newsletter.errors import ConfigError, InvalidInput
-from newsletter.rendering.dkim import DkimKey, load_keys
-from newsletter.rendering.dkim_dns import (
-    DEFAULT_LIFETIME,
-    KeyCheck,
-    Status,
-    TxtRecord,
-    check_keys,
-    parse_nameserver,
-    txt_record,
-)
+
+if TYPE_CHECKING:
+    from newsletter.config import DkimConfig
+    from newsletter.rendering.dkim import DkimKey
+    from newsletter.rendering.dkim_dns import KeyCheck, TxtRecord
+
+# rendering.dkim_dns.DEFAULT_LIFETIME, which --help shows, without importing its DNS resolver.
+DEFAULT_LIFETIME = 5.0
 
 NOT_CONFIGURED = "dkim: not configured: set dkim.domain, dkim.selector and dkim.private_key_file"
 
@@ -56,6 +53,8 @@ def record(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Print the DNS TXT record to publish for each configured key.
 
     As a zone-file entry (strings of at most 255 characters), and as the plain value for web consoles."""
+    from newsletter.rendering.dkim_dns import txt_record
+
     records = [txt_record(key) for key in _keys(load(config).dkim)]
     if json:
         print_json([published.as_json() for published in records])
@@ -78,6 +77,8 @@ def check(
     Per key: matches, published but different, no record, revoked, malformed or lookup failed.
 
     Exit 1 unless every key matches."""
+    from newsletter.rendering.dkim_dns import Status, check_keys, parse_nameserver
+
     keys = _keys(load(config).dkim)
     try:
         server = parse_nameserver(nameserver) if nameserver is not None else None
@@ -99,6 +100,8 @@ def check(
 
 def _keys(config: DkimConfig) -> list[DkimKey]:
     """The configured keys, parsed; exit 2 with one line when there are none or one is bad."""
+    from newsletter.rendering.dkim import load_keys
+
     if not config.enabled:
         fail(NOT_CONFIGURED)
     try:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from email_validator import EmailNotValidError, validate_email
-from rich.table import Table
 
-from newsletter.archive import operators
 from newsletter.cli.common import (
     EXIT_FAILED,
     ConfigOption,
@@ -24,33 +19,24 @@ from newsletter.cli.common import (
     run,
     with_context,
 )
-from newsletter.cli.progress import (
-    SKIP_REASONS,
-    Reasons,
-    SendProgress,
-    retrying_now,
-    said,
-    skip_reasons,
-    tally,
-)
-from newsletter.config import Settings
-from newsletter.context import AppContext, open_context
-from newsletter.delivery.decisions import delivered
-from newsletter.delivery.smtp import SmtpUnavailable
-from newsletter.delivery.worker import ConfigurationFault
-from newsletter.editions import service
-from newsletter.editions.sending import build_pending, worker_for
-from newsletter.editions.service import EditionReport
-from newsletter.editions.trial import dry_run, send_test_copy
-from newsletter.rendering.dkim import check_key
-from newsletter.rendering.size import clipping_warning
 from newsletter.states import DeliveryStatus, EditionStatus
+
+if TYPE_CHECKING:
+    from newsletter.archive.operators import ArchiveState
+    from newsletter.cli.progress import Reasons
+    from newsletter.config import Settings
+    from newsletter.context import AppContext
+    from newsletter.delivery.worker import ConfigurationFault
+    from newsletter.editions.service import DeliveryPage, EditionReport
 
 # The ledger's statuses in the order the summary shows them.
 SUMMARY_COLUMNS = [
     DeliveryStatus.SENT, DeliveryStatus.SKIPPED, DeliveryStatus.FAILED, DeliveryStatus.RETRY,
     DeliveryStatus.QUEUED, DeliveryStatus.LEASED,
 ]  # fmt: skip
+
+# editions.service.LISTABLE, which --help names, without importing the service.
+LISTABLE = (*(status.value for status in DeliveryStatus), "bounced")
 
 RETURNED = {
     "hard": "hard bounces",
@@ -107,6 +93,16 @@ async def _send(
 ) -> tuple[EditionReport, Reasons, ConfigurationFault | None]:
     """The edition's report after sending, why its skipped readers were skipped, and the
     configuration fault that stopped it, if any."""
+    import asyncio
+    import signal
+
+    from newsletter.cli.progress import SendProgress, retrying_now, skip_reasons
+    from newsletter.context import open_context
+    from newsletter.delivery.worker import ConfigurationFault
+    from newsletter.editions import service
+    from newsletter.editions.sending import worker_for
+    from newsletter.rendering.dkim import check_key
+
     check_key(settings.dkim)
     async with open_context(settings) as context:
         edition = await service.start_edition(context, newsletter, new=new)
@@ -136,6 +132,10 @@ async def _send(
 
 
 def _summary(result: EditionReport, skipped: Reasons) -> None:
+    from rich.table import Table
+
+    from newsletter.cli.progress import SKIP_REASONS, said, tally
+
     table = Table(title=f"Edition {result.id}: {result.newsletter} {result.date} ({result.status})")
     for status in SUMMARY_COLUMNS:
         table.add_column(status, justify="right")
@@ -158,6 +158,11 @@ def _summary(result: EditionReport, skipped: Reasons) -> None:
 
 
 def _dry_run(settings: Settings, newsletter: str | None, json: bool) -> None:
+    from rich.table import Table
+
+    from newsletter.editions.trial import dry_run
+    from newsletter.rendering.size import clipping_warning
+
     async def work(context: AppContext) -> None:
         planned = await dry_run(context, newsletter)
         if json:
@@ -183,6 +188,12 @@ def _dry_run(settings: Settings, newsletter: str | None, json: bool) -> None:
 
 
 def _test_copy(settings: Settings, newsletter: str | None, to: str, json: bool) -> None:
+    from email_validator import EmailNotValidError, validate_email
+
+    from newsletter.delivery.decisions import delivered
+    from newsletter.delivery.smtp import SmtpUnavailable
+    from newsletter.editions.trial import send_test_copy
+
     try:
         address = validate_email(to, check_deliverability=False).normalized
     except EmailNotValidError as exc:
@@ -211,6 +222,10 @@ EditionId = Annotated[int, typer.Argument(help="Edition id (see `newsletter edit
 @app.command("list")
 def list_(config: ConfigOption = None, json: JsonOption = False) -> None:
     """Editions, newest first, with counts by delivery status."""
+    from rich.table import Table
+
+    from newsletter.editions import service
+
     settings = load(config)
     reports = with_context(settings, lambda context: service.list_reports(context))
     if json:
@@ -242,7 +257,7 @@ def show(
         bool, typer.Option("--failures", help="Also list the deliveries that failed (see --status).")
     ] = False,
     status: Annotated[
-        str, typer.Option("--status", help=f"With --failures, list these: {', '.join(service.LISTABLE)}.")
+        str, typer.Option("--status", help=f"With --failures, list these: {', '.join(LISTABLE)}.")
     ] = "failed",
     page: Annotated[int, typer.Option("--page", min=1, max=2**31 - 1, help="With --failures.")] = 1,
     per_page: Annotated[int, typer.Option("--per-page", min=1, max=1000, help="With --failures.")] = 50,
@@ -250,9 +265,12 @@ def show(
     json: JsonOption = False,
 ) -> None:
     """One edition's progress as counts by delivery status; with --failures, why messages failed."""
+    from newsletter.cli.progress import skip_reasons
+    from newsletter.editions import service
+
     settings = load(config)
 
-    async def work(context: AppContext) -> tuple[EditionReport, Reasons, service.DeliveryPage | None]:
+    async def work(context: AppContext) -> tuple[EditionReport, Reasons, DeliveryPage | None]:
         listed = None
         if failures:
             listed = await service.deliveries(context, edition, status=status, page=page, per_page=per_page)
@@ -268,7 +286,9 @@ def show(
         _failures(listed)
 
 
-def _failures(listed: service.DeliveryPage) -> None:
+def _failures(listed: DeliveryPage) -> None:
+    from rich.table import Table
+
     table = Table(title=f"{listed.status}: {listed.total} (page {listed.page})")
     for column in ("address", "attempts", "last reply", "relay", "when"):
         table.add_column(column)
@@ -281,6 +301,9 @@ def _failures(listed: service.DeliveryPage) -> None:
 @app.command()
 def resume(edition: EditionId, config: ConfigOption = None) -> None:
     """Continue a paused edition (it will not pause itself again)."""
+    from newsletter.editions import service
+    from newsletter.editions.sending import build_pending
+
     settings = load(config)
 
     async def work(context: AppContext) -> EditionReport:
@@ -297,6 +320,8 @@ def resume(edition: EditionId, config: ConfigOption = None) -> None:
 @app.command()
 def cancel(edition: EditionId, config: ConfigOption = None) -> None:
     """Stop further sends of an edition: what is not yet sent is skipped."""
+    from newsletter.editions import service
+
     settings = load(config)
     result = with_context(settings, lambda context: service.cancel(context, edition))
     skipped = result.counts[DeliveryStatus.SKIPPED]
@@ -306,6 +331,8 @@ def cancel(edition: EditionId, config: ConfigOption = None) -> None:
 @app.command()
 def unpublish(edition: EditionId, config: ConfigOption = None, json: JsonOption = False) -> None:
     """Take an edition off the web archive: its page, its index row and its feed entry."""
+    from newsletter.archive import operators
+
     state = with_context(load(config), lambda context: operators.unpublish(context, edition))
     _show_archive_state(state, json)
 
@@ -313,11 +340,13 @@ def unpublish(edition: EditionId, config: ConfigOption = None, json: JsonOption 
 @app.command()
 def publish(edition: EditionId, config: ConfigOption = None, json: JsonOption = False) -> None:
     """Put an edition taken off the web archive back."""
+    from newsletter.archive import operators
+
     state = with_context(load(config), lambda context: operators.republish(context, edition))
     _show_archive_state(state, json)
 
 
-def _show_archive_state(state: operators.ArchiveState, json: bool) -> None:
+def _show_archive_state(state: ArchiveState, json: bool) -> None:
     if json:
         print_json(state.as_json())
     elif state.published:

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from newsletter.cli.common import ConfigOption, console, errors, fail, find_newsletter, load, with_context
-from newsletter.context import AppContext
-from newsletter.database.models import Article, utcnow
-from newsletter.editions.preview import Preview, Reader, build_preview, find_reader, next_articles
 from newsletter.errors import ConfigError, RenderError
-from newsletter.rendering.dkim import check_key
-from newsletter.rendering.size import clipping_warning, html_bytes
+
+if TYPE_CHECKING:
+    from newsletter.context import AppContext
+    from newsletter.database.models import Article
+    from newsletter.editions.preview import Preview, Reader
 
 NewsletterArgument = Annotated[
     str | None,
@@ -38,6 +38,11 @@ def preview(
     config: ConfigOption = None,
 ) -> None:
     """Render the next digest to FILE.html, FILE.txt and FILE.eml; records nothing."""
+    from newsletter.database.models import utcnow
+    from newsletter.editions.preview import build_preview, find_reader, next_articles
+    from newsletter.rendering.dkim import check_key
+    from newsletter.rendering.size import clipping_warning, html_bytes
+
     settings = load(config)
     chosen = find_newsletter(settings, newsletter)
     if not out.parent.is_dir():

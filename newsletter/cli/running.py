@@ -1,7 +1,7 @@
 """The long-running parts of `serve`, `worker` and `scheduler` (and the demo), put together: the
 web app, the scheduler, the delivery worker, the bounce receiver and mailbox scanner, metrics.
-Imported only when a service starts: its imports (the web framework, the scheduler, the mail
-libraries) are most of the CLI's start-up time, which every other command would pay."""
+Imported only when a service starts, and each part's imports (the web framework, the scheduler,
+the mail libraries) only when that part runs: `newsletter worker` does without the web app."""
 
 from __future__ import annotations
 
@@ -9,23 +9,22 @@ import asyncio
 import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
-from newsletter.bounces.mailbox import run_scanner
-from newsletter.bounces.receiver import run_receiver
-from newsletter.bounces.recorder import BounceRecorder
 from newsletter.cli.common import fail, note_if_created
-from newsletter.config import Settings, warnings
-from newsletter.context import AppContext, open_context
+from newsletter.config import warnings
+from newsletter.context import open_context
 from newsletter.delivery.worker import ConfigurationFault
 from newsletter.editions.sending import deliver
 from newsletter.errors import ConfigError
 from newsletter.logs import get_logger
 from newsletter.rendering.dkim import check_key
-from newsletter.scheduling.scheduler import run_scheduler
-from newsletter.service import Part, run_parts
-from newsletter.web import create_app
-from newsletter.web.health import create_metrics_app
-from newsletter.web.server import http_part, web_part
+from newsletter.service import run_parts
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.context import AppContext
+    from newsletter.service import Part
 
 log = get_logger(__name__)
 
@@ -95,16 +94,26 @@ async def _first(*events: asyncio.Event) -> None:
 def bounce_parts(context: AppContext) -> list[Part]:
     """The bounce receiver (bounces.receive) and the mailbox scanner (bounces.mailbox.host)."""
     settings = context.settings
+    if not (settings.bounces.receive or settings.bounces.mailbox.enabled):
+        return []
+    from newsletter.bounces.recorder import BounceRecorder
+
     recorder = BounceRecorder(context)
     parts: list[Part] = []
     if settings.bounces.receive:
+        from newsletter.bounces.receiver import run_receiver  # aiosmtpd
+
         parts.append(lambda stopping: run_receiver(settings, recorder, stopping))
     if settings.bounces.mailbox.enabled:
+        from newsletter.bounces.mailbox import run_scanner  # the IMAP and POP3 clients
+
         parts.append(lambda stopping: run_scanner(context, recorder, stopping))
     return parts
 
 
 def scheduler_part(context: AppContext) -> Part:
+    from newsletter.scheduling.scheduler import run_scheduler
+
     async def run(stopping: asyncio.Event) -> None:
         await run_scheduler(context, stopping)
 
@@ -122,6 +131,9 @@ async def run_service(
         note_if_created(context)
         parts: list[Part] = []
         if web:
+            from newsletter.web import create_app
+            from newsletter.web.server import web_part
+
             parts.append(web_part(create_app(settings, context), settings))
         if scheduler:
             parts.append(scheduler_part(context))
@@ -133,6 +145,9 @@ async def run_service(
         if not parts:
             fail("nothing to run: server.web, server.scheduler and server.worker are all false")
         if settings.server.metrics_port:
+            from newsletter.web.health import create_metrics_app
+            from newsletter.web.server import http_part
+
             host, port = settings.server.metrics_host, settings.server.metrics_port
             parts.append(http_part(create_metrics_app(), settings, host=host, port=port))
         log.info("service.started", web=web, scheduler=scheduler, worker=worker)

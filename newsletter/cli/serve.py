@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from newsletter.cli.common import ConfigOption, fail, load, run
-from newsletter.config import Settings, load_settings
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
 
 
 def _run(settings: Settings, config: Path | None, *, web: bool, scheduler: bool, worker: bool) -> None:
+    from newsletter.cli.running import run_service  # the service's imports: only for a service
+    from newsletter.config import load_settings
+
     def reload() -> Settings:
         return load_settings(config)  # read again, from the same place
-
-    from newsletter.cli.running import run_service  # the service's imports: only for a service
 
     try:
         run(run_service(settings, web=web, scheduler=scheduler, worker=worker, reload=reload))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from newsletter.cli.common import (
@@ -14,8 +16,10 @@ from newsletter.cli.common import (
     print_json,
     run,
 )
-from newsletter.config import Settings
-from newsletter.delivery.probe import NOTABLE, RelayCheck, check_relays
+
+if TYPE_CHECKING:
+    from newsletter.config import Settings
+    from newsletter.delivery.probe import RelayCheck
 
 app = typer.Typer(help="SMTP relays.", no_args_is_help=True)
 
@@ -31,6 +35,8 @@ def check(config: ConfigOption = None, json: JsonOption = False) -> None:
 
 def report_relays(settings: Settings, *, json: bool) -> bool:
     """Check every relay and print what was found; True when all are usable."""
+    from newsletter.delivery.probe import check_relays
+
     checks = run(check_relays(settings))
     if json:
         print_json({"relays": [checked.as_json() for checked in checks]})
@@ -41,6 +47,8 @@ def report_relays(settings: Settings, *, json: bool) -> bool:
 
 
 def _print(checked: RelayCheck) -> None:
+    from newsletter.delivery.probe import NOTABLE
+
     where = f"{checked.relay} ({checked.key}) {checked.server}, security {checked.security}"
     if not checked.ok:
         errors.print(f"error: {where}: {checked.error}", markup=False, highlight=False, soft_wrap=True)

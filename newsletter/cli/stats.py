@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
 from newsletter.cli.common import (
     ConfigOption,
@@ -19,9 +18,9 @@ from newsletter.cli.common import (
     print_json,
     with_context,
 )
-from newsletter.database.models import utcnow
-from newsletter.engagement import stats as engagement
-from newsletter.engagement.plot import clicks_svg
+
+if TYPE_CHECKING:
+    from newsletter.engagement.stats import ArticleClicks, EditionStats
 
 DEFAULT_DAYS = 7
 
@@ -37,6 +36,10 @@ def stats(
     json: JsonOption = False,
 ) -> None:
     """Readers' clicks: one edition's per article and section, or the most clicked over a period."""
+    from newsletter.database.models import utcnow
+    from newsletter.engagement import stats as engagement
+    from newsletter.engagement.plot import clicks_svg
+
     settings = load(config)
     if edition is None:
         if plot is not None:
@@ -61,7 +64,7 @@ def stats(
         console.print(f"chart written to {plot}", highlight=False)
 
 
-def _edition_summary(found: engagement.EditionStats) -> None:
+def _edition_summary(found: EditionStats) -> None:
     rate = f"{found.click_rate:.1%}" if found.click_rate is not None else "–"
     console.print(
         f"edition {found.edition} of {found.newsletter} ({found.date}), tracking {found.tracking}: "
@@ -84,7 +87,9 @@ def _edition_summary(found: engagement.EditionStats) -> None:
         )
 
 
-def _articles_table(title: str, articles: list[engagement.ArticleClicks]) -> None:
+def _articles_table(title: str, articles: list[ArticleClicks]) -> None:
+    from rich.table import Table
+
     table = Table(title=title)
     for column in ("clicks", "article", "section"):
         table.add_column(column)

@@ -5,23 +5,17 @@ from __future__ import annotations
 import sys
 from json import dumps
 from pathlib import Path
-from typing import Annotated, Any, TextIO
+from typing import TYPE_CHECKING, Annotated, Any, TextIO
 
 import typer
 from rich.cells import cell_len
-from rich.table import Table
 
 from newsletter.cli.common import ConfigOption, JsonOption, console, fail, load, print_json, with_context
-from newsletter.context import AppContext
-from newsletter.database.engine import READ_ONLY
-from newsletter.subscriptions.adding import Outcome, add_batch
-from newsletter.subscriptions.addresses import normalise_address
-from newsletter.subscriptions.audit import Actor
-from newsletter.subscriptions.erasure import erase
-from newsletter.subscriptions.exporting import export_csv
-from newsletter.subscriptions.forms import NewSubscriber, entry_choices
-from newsletter.subscriptions.importing import ImportReport, import_csv
-from newsletter.subscriptions.listing import check_status, iterate_subscribers
+
+if TYPE_CHECKING:
+    from newsletter.context import AppContext
+    from newsletter.subscriptions.adding import Outcome
+    from newsletter.subscriptions.importing import ImportReport
 
 app = typer.Typer(help="Subscribers: add, list, import, export, erase.", no_args_is_help=True)
 
@@ -29,7 +23,6 @@ StatusOption = Annotated[
     str | None,
     typer.Option("--status", help="Only this status: pending, active, unsubscribed, bounced, erased."),
 ]
-CLI = Actor("cli")
 
 
 @app.command()
@@ -47,6 +40,11 @@ def add(
     json: JsonOption = False,
 ) -> None:
     """Add a subscriber (pending with a confirmation email unless --confirmed), or update one."""
+    from newsletter.subscriptions.adding import Outcome, add_batch
+    from newsletter.subscriptions.addresses import normalise_address
+    from newsletter.subscriptions.audit import Actor
+    from newsletter.subscriptions.forms import NewSubscriber, entry_choices
+
     settings = load(config)
 
     async def work(context: AppContext) -> tuple[Outcome, str | None]:
@@ -56,7 +54,7 @@ def add(
             confirmed=confirmed,
         )
         async with context.db.session() as session, session.begin():
-            (result,) = await add_batch(session, settings=settings, entries=[entry], actor=CLI)
+            (result,) = await add_batch(session, settings=settings, entries=[entry], actor=Actor("cli"))
         return result.outcome, result.reason
 
     outcome, reason = with_context(settings, work)
@@ -71,6 +69,9 @@ def add(
 @app.command("list")
 def list_(status: StatusOption = None, config: ConfigOption = None, json: JsonOption = False) -> None:
     """List subscribers, oldest first (streamed: any number of them)."""
+    from newsletter.database.engine import READ_ONLY
+    from newsletter.subscriptions.listing import iterate_subscribers
+
     settings = load(config)
     wanted = _status(status)
 
@@ -159,6 +160,8 @@ def import_(
     json: JsonOption = False,
 ) -> None:
     """Import subscribers from CSV: all or nothing, unless --skip-invalid."""
+    from newsletter.subscriptions.importing import import_csv
+
     settings = load(config)
 
     async def work(context: AppContext) -> ImportReport:
@@ -190,6 +193,8 @@ def _report_json(report: ImportReport) -> dict[str, Any]:
 
 
 def _print_report(report: ImportReport) -> None:
+    from rich.table import Table
+
     if report.problems:
         table = Table("line", "field", "problem")
         for problem in report.problems:
@@ -216,6 +221,8 @@ def export(
     json: JsonOption = False,
 ) -> None:
     """Export subscribers to CSV (formula-like cells neutralised for spreadsheets)."""
+    from newsletter.subscriptions.exporting import export_csv
+
     settings = load(config)
     wanted = _status(status)
 
@@ -236,12 +243,16 @@ def remove(
     json: JsonOption = False,
 ) -> None:
     """Erase a subscriber: personal data removed, a hashed suppression entry kept."""
+    from newsletter.subscriptions.addresses import normalise_address
+    from newsletter.subscriptions.audit import Actor
+    from newsletter.subscriptions.erasure import erase
+
     settings = load(config)
 
     async def work(context: AppContext) -> int:
         address = normalise_address(email, local_domains=settings.subscriptions.allow_local_domains)
         async with context.db.session() as session, session.begin():
-            return await erase(session, address=address, actor=CLI)
+            return await erase(session, address=address, actor=Actor("cli"))
 
     subscriber_id = with_context(settings, work)
     if json:
@@ -251,6 +262,8 @@ def remove(
 
 
 def _status(value: str | None) -> str | None:
+    from newsletter.subscriptions.listing import check_status
+
     try:
         return check_status(value, "--status")
     except ValueError as exc:
