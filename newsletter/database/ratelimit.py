@@ -19,7 +19,19 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import cast
 
-from sqlalchemy import BigInteger, Float, Integer, String, Table, bindparam, delete, func, literal, select
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Integer,
+    String,
+    Table,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -35,7 +47,7 @@ _WINDOWS = select(_TABLE.c.window_start, _TABLE.c.hits).where(
 
 
 @functools.cache
-def _count_hit(dialect: str) -> ReturningInsert[tuple[int]]:
+def _count_hit(dialect: str) -> ReturningInsert[int]:
     """One statement: one more hit in the current window unless that would pass the limit with
     what the previous window carries; no row comes back when it would."""
     previous = _TABLE.alias("previous")
@@ -86,6 +98,10 @@ class SharedRateLimiter:
 
         On PostgreSQL a connection in autocommit is best: inside a longer transaction the row
         of a busy client stays locked until that transaction ends, queueing its requests."""
+        return await conn.run_sync(self.count, client)
+
+    def count(self, conn: Connection, client: str) -> int | None:
+        """`hit` on a synchronous connection (a ledger thread's, inside its transaction)."""
         now = self._clock()
         start = int(now // self.window) * self.window
         covered = 1 - (now - start) / self.window
@@ -93,9 +109,9 @@ class SharedRateLimiter:
             "bucket": self.bucket(client), "start": start, "previous": start - self.window,
             "covered": covered, "limit": self.limit,
         }  # fmt: skip
-        if await conn.scalar(_count_hit(conn.dialect.name), parameters) is not None:
+        if conn.scalar(_count_hit(conn.dialect.name), parameters) is not None:
             return None
-        rows = await conn.execute(
+        rows = conn.execute(
             _WINDOWS, {"bucket": parameters["bucket"], "starts": [start, start - self.window]}
         )
         return self._wait(now, start, {row.window_start: row.hits for row in rows}, covered)

@@ -277,7 +277,7 @@ class LedgerStore:
         if owed:
             conn.execute(
                 insert(MESSAGES),
-                [_confirmation(subscriber, newsletter, now) for subscriber, newsletter in owed],
+                [confirmation_row(subscriber, newsletter, now) for subscriber, newsletter in owed],
             )
 
     def skip_for(
@@ -358,7 +358,7 @@ def _attach(item: WorkItem, person: Any, *, eligible: bool) -> None:
     item.eligible = eligible and item.email is not None
 
 
-def _confirmation(subscriber_id: int, newsletter_id: str | None, now: datetime) -> dict[str, object]:
+def confirmation_row(subscriber_id: int, newsletter_id: str | None, now: datetime) -> dict[str, object]:
     return {
         "kind": WorkKind.CONFIRMATION.value,
         "subscriber_id": subscriber_id,

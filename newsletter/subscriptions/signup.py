@@ -1,7 +1,10 @@
 """A reader's signup (double opt-in): the web's hottest write, as a handful of Core statements.
 
 Works inside the caller's transaction and never commits or sends mail: the confirmation owed
-becomes an outbox row that commits with the signup.
+becomes an outbox row that commits with the signup. The statements run on a synchronous
+connection (`sign_up`), so a caller with a thread of its own (the ledger thread) runs the whole
+transaction in one hop; `signup` runs them inside an async caller's transaction. On PostgreSQL a
+new address's signup can also be one statement (`sign_up_new`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import Connection, bindparam, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.sql.dml import ReturningInsert
 
@@ -18,10 +21,10 @@ from newsletter.config import Settings
 from newsletter.database.models import Event, Subscriber, Subscription, Suppression, utcnow
 from newsletter.database.sections import canonical_sections
 from newsletter.database.upsert import insert_for
-from newsletter.delivery.store import enqueue_confirmations
+from newsletter.delivery.store import LEDGER, confirmation_row
 from newsletter.logs import get_logger
 from newsletter.states import BLOCKING_SUPPRESSIONS, SubscriberStatus
-from newsletter.subscriptions import audit
+from newsletter.subscriptions import audit, oneshot
 from newsletter.subscriptions.addresses import Address
 from newsletter.subscriptions.audit import Actor
 from newsletter.subscriptions.choices import Choices, choices_from_rows
@@ -55,7 +58,13 @@ async def replace_subscriptions(
 async def insert_subscriptions(
     db: AsyncSession | AsyncConnection, subscriber_id: int, choices: Choices, now: datetime
 ) -> None:
-    rows = [
+    rows = subscription_rows(subscriber_id, choices, now)
+    if rows:
+        await db.execute(insert(Subscription), rows)
+
+
+def subscription_rows(subscriber_id: int, choices: Choices, now: datetime) -> list[dict[str, object]]:
+    return [
         {
             "subscriber_id": subscriber_id,
             "newsletter_id": newsletter_id,
@@ -65,8 +74,6 @@ async def insert_subscriptions(
         }
         for newsletter_id, sections in choices.items()
     ]
-    if rows:
-        await db.execute(insert(Subscription), rows)
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,61 @@ async def signup(
     The web's hottest write, so a handful of Core statements rather than the ORM's unit of
     work (which cost three times as much CPU per signup).
     """
-    now = now or utcnow()
     conn = await session.connection()
+    return await conn.run_sync(
+        lambda sync: sign_up(sync, settings=settings, request=request, actor=actor, now=now)
+    )
+
+
+def sign_up(
+    conn: Connection,
+    *,
+    settings: Settings,
+    request: SignupRequest,
+    actor: Actor,
+    now: datetime | None = None,
+) -> SignupOutcome:
+    """`signup` on a synchronous connection, inside its transaction."""
+    now = now or utcnow()
     for _ in range(SIGNUP_ATTEMPTS):
-        outcome = await _signup_once(conn, settings, request, actor, now)
+        outcome = _signup_once(conn, settings, request, actor, now)
         if outcome is not None:
             return outcome
     raise RuntimeError(f"signup: the address changed hands {SIGNUP_ATTEMPTS} times in one signup")
+
+
+def sign_up_new(
+    conn: Connection,
+    *,
+    settings: Settings,
+    request: SignupRequest,
+    actor: Actor,
+    now: datetime | None = None,
+) -> SignupOutcome | None:
+    """PostgreSQL, on a connection in autocommit: the signup of an address never seen and not
+    suppressed, in one statement (see newsletter.subscriptions.oneshot). None, and nothing
+    written, for any other address: `sign_up` then decides in a transaction."""
+    if conn.dialect.name != "postgresql" or not request.choices:
+        return None
+    now = now or utcnow()
+    double_opt_in = settings.subscriptions.double_opt_in
+    status = SubscriberStatus.PENDING if double_opt_in else SubscriberStatus.ACTIVE
+    detail = _signup_detail(request, SignupOutcome(0, status, new=True), double_opt_in)
+    owed = _confirmation_newsletter(request.choices)
+    new_id = oneshot.insert_new(
+        conn,
+        email_hash=request.address.hash,
+        subscriber=_new_subscriber(request, actor.source, now, double_opt_in=double_opt_in),
+        subscriptions=subscription_rows(0, request.choices, now),
+        # The outbox row LEDGER.enqueue_confirmations writes: the same here.
+        messages=[confirmation_row(0, owed, now)] if double_opt_in else [],
+        event=audit.event_row(audit.SIGNUP, None, actor, detail=detail, at=now),
+    )
+    if new_id is None:
+        return None
+    outcome = SignupOutcome(new_id, status, new=True)
+    _log_signup(outcome)
+    return outcome
 
 
 # An erasure committing between a signup's two statements frees the address: the signup starts
@@ -111,28 +166,28 @@ SIGNUP_ATTEMPTS = 3
 SUPPRESSED = "suppressed"
 
 
-async def _signup_once(
-    conn: AsyncConnection, settings: Settings, request: SignupRequest, actor: Actor, now: datetime
+def _signup_once(
+    conn: Connection, settings: Settings, request: SignupRequest, actor: Actor, now: datetime
 ) -> SignupOutcome | None:
     """One try; None when the address was freed (erased) between its statements."""
-    suppressed = await conn.scalar(_SUPPRESSION, {"hash": request.address.hash})
+    suppressed = conn.scalar(_SUPPRESSION, {"hash": request.address.hash})
     if suppressed in BLOCKING_SUPPRESSIONS:
         # A complaint or an operator's entry: answered like any signup, and nothing is sent.
         log.info("subscriber.signup_suppressed", reason=suppressed)
         return SignupOutcome(0, SUPPRESSED, new=False)
     double_opt_in = settings.subscriptions.double_opt_in or suppressed is not None
-    subscriber_id = await _insert_if_new(conn, request, actor.source, now, double_opt_in=double_opt_in)
+    subscriber_id = _insert_if_new(conn, request, actor.source, now, double_opt_in=double_opt_in)
     if subscriber_id is None:
-        return await _signup_again(conn, settings, request, actor, now, double_opt_in=double_opt_in)
-    await insert_subscriptions(conn, subscriber_id, request.choices, now)
+        return _signup_again(conn, settings, request, actor, now, double_opt_in=double_opt_in)
+    _subscribe(conn, subscriber_id, request.choices, now)
     if double_opt_in:
-        await enqueue_confirmations(
+        LEDGER.enqueue_confirmations(
             conn, [(subscriber_id, _confirmation_newsletter(request.choices))], now=now
         )
     outcome = SignupOutcome(
         subscriber_id, SubscriberStatus.PENDING if double_opt_in else SubscriberStatus.ACTIVE, new=True
     )
-    await _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
+    _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
     return outcome
 
 
@@ -144,20 +199,35 @@ _KNOWN = (
     .with_for_update()
 )
 _INSERT_EVENT = insert(Event)
+_INSERT_SUBSCRIPTIONS = insert(Subscription)
 
 
 @functools.cache
-def _insert_unless_known(dialect: str) -> ReturningInsert[tuple[int]]:
+def _insert_unless_known(dialect: str) -> ReturningInsert[int]:
     statement = insert_for(dialect, Subscriber).on_conflict_do_nothing(index_elements=["email_key"])
     return statement.returning(Subscriber.id)
 
 
-async def _insert_if_new(
-    conn: AsyncConnection, request: SignupRequest, source: str, now: datetime, *, double_opt_in: bool
+def _subscribe(conn: Connection, subscriber_id: int, choices: Choices, now: datetime) -> None:
+    rows = subscription_rows(subscriber_id, choices, now)
+    if rows:
+        conn.execute(_INSERT_SUBSCRIPTIONS, rows)
+
+
+def _insert_if_new(
+    conn: Connection, request: SignupRequest, source: str, now: datetime, *, double_opt_in: bool
 ) -> int | None:
     """The new subscriber's id; None when the address is already known (or a concurrent signup of
     it committed first: PostgreSQL waits for that transaction, then inserts nothing)."""
-    values: dict[str, object] = {
+    values = _new_subscriber(request, source, now, double_opt_in=double_opt_in)
+    new_id: int | None = conn.scalar(_insert_unless_known(conn.dialect.name), values)
+    return new_id
+
+
+def _new_subscriber(
+    request: SignupRequest, source: str, now: datetime, *, double_opt_in: bool
+) -> dict[str, object]:
+    return {
         "email": request.address.email,
         "email_key": request.address.key,
         "timezone": request.timezone,
@@ -167,12 +237,10 @@ async def _insert_if_new(
         "updated_at": now,
         **(_pending(now) if double_opt_in else _active(now)),
     }
-    new_id: int | None = await conn.scalar(_insert_unless_known(conn.dialect.name), values)
-    return new_id
 
 
-async def _signup_again(
-    conn: AsyncConnection,
+def _signup_again(
+    conn: Connection,
     settings: Settings,
     request: SignupRequest,
     actor: Actor,
@@ -180,14 +248,15 @@ async def _signup_again(
     *,
     double_opt_in: bool,
 ) -> SignupOutcome | None:
-    known = (await conn.execute(_KNOWN, {"key": request.address.key})).one_or_none()
+    known = conn.execute(_KNOWN, {"key": request.address.key}).one_or_none()
     if known is None:  # erased since the INSERT found it (PostgreSQL; SQLite serialises writers)
         return None
     if known.status == SubscriberStatus.ACTIVE:
         outcome = SignupOutcome(known.id, SubscriberStatus.ACTIVE, new=False)
-        await _record_signup(conn, outcome, actor, now, {"outcome": "already-active"})
+        _record_signup(conn, outcome, actor, now, {"outcome": "already-active"})
         return outcome
-    await replace_subscriptions(conn, known.id, request.choices, now)
+    conn.execute(delete(Subscription).where(Subscription.subscriber_id == known.id))
+    _subscribe(conn, known.id, request.choices, now)
     changes: dict[str, object] = {
         "email": request.address.email,
         "timezone": request.timezone or known.timezone,
@@ -198,12 +267,12 @@ async def _signup_again(
     elif _may_resend(settings, known.confirmation_sent_at, now):
         changes.update(_pending(now))
         newsletter_id = _confirmation_newsletter(request.choices)
-        await enqueue_confirmations(conn, [(known.id, newsletter_id)], now=now)
+        LEDGER.enqueue_confirmations(conn, [(known.id, newsletter_id)], now=now)
     else:
         changes["status"] = SubscriberStatus.PENDING
-    await conn.execute(update(Subscriber).where(Subscriber.id == known.id).values(changes))
+    conn.execute(update(Subscriber).where(Subscriber.id == known.id).values(changes))
     outcome = SignupOutcome(known.id, str(changes["status"]), new=False)
-    await _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
+    _record_signup(conn, outcome, actor, now, _signup_detail(request, outcome, double_opt_in))
     return outcome
 
 
@@ -230,9 +299,13 @@ def _signup_detail(request: SignupRequest, outcome: SignupOutcome, double_opt_in
     return {"newsletters": request.choices, "double_opt_in": double_opt_in, "new": outcome.new}
 
 
-async def _record_signup(
-    conn: AsyncConnection, outcome: SignupOutcome, actor: Actor, now: datetime, detail: dict[str, object]
+def _record_signup(
+    conn: Connection, outcome: SignupOutcome, actor: Actor, now: datetime, detail: dict[str, object]
 ) -> None:
     event = audit.event_row(audit.SIGNUP, outcome.subscriber_id, actor, detail=detail, at=now)
-    await conn.execute(_INSERT_EVENT, event)
+    conn.execute(_INSERT_EVENT, event)
+    _log_signup(outcome)
+
+
+def _log_signup(outcome: SignupOutcome) -> None:
     log.info("subscriber.signup", subscriber=outcome.subscriber_id, status=outcome.status, new=outcome.new)

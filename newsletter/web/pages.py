@@ -11,7 +11,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.database.engine import READ_ONLY
-from newsletter.database.ratelimit import SharedRateLimiter, count_request
+from newsletter.database.ratelimit import SharedRateLimiter
 from newsletter.errors import InvalidInput, InvalidToken
 from newsletter.personal.links import Links
 from newsletter.personal.tokens import LinkNoLongerValid, Purpose, TokenData, TokenExpired
@@ -26,7 +26,8 @@ from newsletter.subscriptions.forms import (
     parse_preferences,
     parse_signup,
 )
-from newsletter.subscriptions.signup import SignupRequest, signup
+from newsletter.subscriptions.intake import count_and_store
+from newsletter.subscriptions.signup import SignupRequest
 from newsletter.web.bodies import decode_json, decode_urlencoded
 from newsletter.web.deps import ContextDep
 from newsletter.web.security import SECURITY_HEADERS
@@ -187,12 +188,7 @@ async def subscribe(request: Request, pages: PagesDep, context: ContextDep) -> R
             signup_request = await parse_signup(pages.settings, data)
     except InvalidInput as exc:
         problem = exc
-    async with context.db.session() as session, session.begin():
-        # Every request counts towards the limit, valid or not; a valid one is stored in the
-        # same transaction as its count.
-        retry_after = await count_request(pages.limiter, context.db, session, client)
-        if retry_after is None and signup_request is not None:
-            await signup(session, settings=pages.settings, request=signup_request, actor=_actor(request))
+    retry_after = await count_and_store(context, pages.limiter, client, signup_request, _actor(request))
     if retry_after is not None:
         return _too_many(pages, wants_json, retry_after)
     if problem is not None:
