@@ -24,7 +24,7 @@ from newsletter.rendering import (
     PersonalTokens,
     RenderedEmail,
 )
-from newsletter.rendering.dkim import DkimSigner
+from newsletter.rendering.dkim import DkimSigner, PendingSignature
 
 MAX_CACHED_VARIANTS = 64
 # Confirmation templates carry a Date header, so they are rebuilt this often.
@@ -71,10 +71,10 @@ class MessageFactory:
         else:
             assert item.newsletter_id is not None and item.edition_id is not None
             recipient = self.personal.digest(owner, item.email, item.newsletter_id, item.edition_id, item.id)
-        message, sign = template.for_smtp(recipient)
-        if sign is None or self._signing is None:
+        message, pending = template.for_smtp(recipient)
+        if not pending or self._signing is None:
             return message
-        return message.signed(await self._signing.run(sign))
+        return message.signed(await self._signing.run(lambda: _completed(pending)))
 
     async def close(self) -> None:
         """End the signing threads (once the signatures asked for are made)."""
@@ -137,3 +137,7 @@ class MessageFactory:
             template = await asyncio.to_thread(render)
             self._confirmations[newsletter_id] = (time.monotonic(), template)
             return template
+
+
+def _completed(pending: list[PendingSignature]) -> bytes:
+    return b"".join(signature.complete() for signature in pending)

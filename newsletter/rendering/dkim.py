@@ -176,6 +176,11 @@ class SigningPlan:
     def sign(self, head: bytes, body: bytes, values: Sequence[bytes] = ()) -> bytes:
         """The DKIM-Signature header lines for the message `head` + CRLF + `body`, whose body
         was joined from the plan's body parts and `values` (the recipient's, in order)."""
+        return b"".join(pending.complete() for pending in self.pending(head, body, values))
+
+    def pending(self, head: bytes, body: bytes, values: Sequence[bytes] = ()) -> list[PendingSignature]:
+        """All of `sign` but the key operations: one PendingSignature per key, hashed and ready
+        for its key, whose `complete` can then run on another thread."""
         body_hash = base64.b64encode(self._body_hash(body, values)).decode("ascii")
         digest = self._fixed.copy()
         if self._personal:
@@ -186,7 +191,7 @@ class SigningPlan:
                 for field in reversed(found[name]):
                     digest.update(relaxed_header(field))
         stamp = int(time.time())
-        return b"".join(self._signature(key, digest.copy(), body_hash, stamp) for key in self.keys)
+        return [self._pending(key, digest.copy(), body_hash, stamp) for key in self.keys]
 
     def _body_hash(self, body: bytes, values: Sequence[bytes]) -> bytes:
         parts = self._body
@@ -198,15 +203,30 @@ class SigningPlan:
             digest.update(part if part is not None else next(given))
         return digest.digest()
 
-    def _signature(self, key: DkimKey, digest: hashlib._Hash, body_hash: str, stamp: int) -> bytes:
+    def _pending(self, key: DkimKey, digest: hashlib._Hash, body_hash: str, stamp: int) -> PendingSignature:
         unsigned = (
             f"DKIM-Signature: v=1; a={key.algorithm}; c=relaxed/relaxed; d={key.domain};\r\n"
             f"\ts={key.selector}; t={stamp};\r\n\th={self._h};\r\n\tbh={body_hash};\r\n\tb="
         ).encode("ascii")
         digest.update(relaxed_header(unsigned).removesuffix(b"\r\n"))
-        value = base64.b64encode(key.sign(digest.digest()))
+        return PendingSignature(key, unsigned, digest.digest())
+
+
+@dataclass(frozen=True)
+class PendingSignature:
+    """One key's DKIM-Signature of one message but the signature itself: the header up to `b=`
+    and the SHA-256 its key signs. `complete` holds the GIL only around the key operation, so
+    a thread of its own can sign while the event loop goes on."""
+
+    key: DkimKey
+    unsigned: bytes
+    digest: bytes
+
+    def complete(self) -> bytes:
+        """The header lines (CRLF-terminated), signed now."""
+        value = base64.b64encode(self.key.sign(self.digest))
         folded = b"\r\n\t".join(value[i : i + 72] for i in range(0, len(value), 72))
-        return unsigned + folded + b"\r\n"
+        return self.unsigned + folded + b"\r\n"
 
 
 def _relaxed_parts(parts: Sequence[bytes | None]) -> list[bytes | None] | None:

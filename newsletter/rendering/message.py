@@ -3,7 +3,6 @@ recipient in microseconds (no Jinja2, premailer or EmailMessage on that path).""
 
 from __future__ import annotations
 
-import functools
 import html
 import re
 from collections.abc import Callable, Mapping
@@ -13,7 +12,7 @@ from datetime import datetime
 from newsletter.config import NewsletterConfig, Settings
 from newsletter.errors import RenderError
 from newsletter.rendering.digest import RenderedEmail
-from newsletter.rendering.dkim import DkimSigner, SigningPlan, field_name, header_fields
+from newsletter.rendering.dkim import DkimSigner, PendingSignature, SigningPlan, field_name, header_fields
 from newsletter.rendering.headers import (
     DELIVERY,
     MESSAGE_ID,
@@ -191,23 +190,20 @@ class MessageTemplate:
             data = self._signing.sign(head, body, self._own(values)) + data
         return OutgoingMessage(recipient.message_id, data, self._utf8(recipient))
 
-    def for_smtp(self, recipient: Recipient) -> tuple[OutgoingMessage, Callable[[], bytes] | None]:
+    def for_smtp(self, recipient: Recipient) -> tuple[OutgoingMessage, list[PendingSignature]]:
         """The message as DATA's payload (dot-stuffed, without its DKIM-Signature lines), and
-        what makes those lines (None when the template does not sign): the body's hash and a
-        key operation, ~0.3 ms with RSA-2048, for which hashlib and OpenSSL let other threads
-        run, so another thread can make them beside the event loop. ValueError as `build`."""
+        its signatures hashed and ready for their keys (none when the template does not sign):
+        the key operations, ~0.3 ms each with RSA-2048, may run on another thread. ValueError
+        as `build`."""
         values = self._values(recipient)
         payload = join_stuffed(
             [part if isinstance(part, bytes) else stuff_within(values[part]) for part in self._wire]
         )
         message = OutgoingMessage(recipient.message_id, payload, self._utf8(recipient), dot_stuffed=True)
         if self._signing is None:
-            return message, None
-        return message, functools.partial(self._signature, self._signing, values)
-
-    def _signature(self, plan: SigningPlan, values: dict[str, bytes]) -> bytes:
-        head = self._join(self._head, values)
-        return plan.sign(head, self._join(self._body, values), self._own(values))
+            return message, []
+        head, body = self._join(self._head, values), self._join(self._body, values)
+        return message, self._signing.pending(head, body, self._own(values))
 
     def _values(self, recipient: Recipient) -> dict[str, bytes]:
         fields = recipient.fields

@@ -137,9 +137,9 @@ def test_a_message_for_smtp_signed_elsewhere_verifies(
     newsletter = settings.newsletters[0]
     rendered = DigestRenderer(settings).render_digest(newsletter, EDITION_DATE, stories())
     template = MessageTemplate.digest(settings, newsletter, rendered, date=SENT_AT)
-    wire, sign = template.for_smtp(Recipient(READER, make_message_id(settings, "e", 1, 2), DIGEST_VALUES))
-    assert sign is not None and wire.dot_stuffed and not wire.data.startswith(b"DKIM-Signature")
-    data = wire.signed(sign()).data
+    wire, pending = template.for_smtp(Recipient(READER, make_message_id(settings, "e", 1, 2), DIGEST_VALUES))
+    assert len(pending) == 1 and wire.dot_stuffed and not wire.data.startswith(b"DKIM-Signature")
+    data = wire.signed(b"".join(signature.complete() for signature in pending)).data
     assert data.startswith(b"DKIM-Signature: ") and data.endswith(b"\r\n.\r\n")
     received = data.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n.")
     assert dkim.verify(received, dnsfunc=dns)

@@ -64,7 +64,7 @@ def test_a_template_for_smtp_is_its_message_stuffed(
         {**DIGEST_VALUES, "preferences_url": preferences},
     )
     wire, sign = template.for_smtp(reader)
-    assert sign is None and wire.dot_stuffed
+    assert sign == [] and wire.dot_stuffed
     assert wire.data == dot_stuff(template.build(reader).data)
     assert not template.build(reader).dot_stuffed
 
