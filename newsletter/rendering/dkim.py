@@ -197,11 +197,12 @@ class SigningPlan:
         parts = self._body
         if parts is None or not all(_inert(value) for value in values):
             return hashlib.sha256(relaxed_body(body)).digest()
-        digest = hashlib.sha256()
         given = iter(values)
-        for part in parts:
-            digest.update(part if part is not None else next(given))
-        return digest.digest()
+        # One hash call over the joined body, not one per part: each large update lets go of the
+        # GIL, and a sender's signing thread (PendingSignature) is waiting to take it.
+        return hashlib.sha256(
+            b"".join([part if part is not None else next(given) for part in parts])
+        ).digest()
 
     def _pending(self, key: DkimKey, digest: hashlib._Hash, body_hash: str, stamp: int) -> PendingSignature:
         unsigned = (
