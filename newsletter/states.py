@@ -32,6 +32,9 @@ class DeliveryStatus(StrEnum):
 PENDING = (DeliveryStatus.QUEUED, DeliveryStatus.RETRY)
 UNFINISHED = (DeliveryStatus.QUEUED, DeliveryStatus.RETRY, DeliveryStatus.LEASED)
 FINAL = (DeliveryStatus.SENT, DeliveryStatus.FAILED, DeliveryStatus.SKIPPED)
+# The rows whose failure was a bounce, listed beside the statuses (`editions show --failures`).
+BOUNCED_DELIVERIES = "bounced"
+LISTED_DELIVERIES = (*(status.value for status in DeliveryStatus), BOUNCED_DELIVERIES)
 
 
 class SubscriberStatus(StrEnum):

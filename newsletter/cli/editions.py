@@ -19,7 +19,7 @@ from newsletter.cli.common import (
     run,
     with_context,
 )
-from newsletter.states import DeliveryStatus, EditionStatus
+from newsletter.states import LISTED_DELIVERIES, DeliveryStatus, EditionStatus
 
 if TYPE_CHECKING:
     from newsletter.archive.operators import ArchiveState
@@ -35,8 +35,7 @@ SUMMARY_COLUMNS = [
     DeliveryStatus.QUEUED, DeliveryStatus.LEASED,
 ]  # fmt: skip
 
-# editions.service.LISTABLE, which --help names, without importing the service.
-LISTABLE = (*(status.value for status in DeliveryStatus), "bounced")
+LISTABLE = LISTED_DELIVERIES  # which --help names: from states, so the service is not imported
 
 RETURNED = {
     "hard": "hard bounces",

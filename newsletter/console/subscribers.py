@@ -4,7 +4,6 @@ prefix and status) and one subscriber's whole record."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -15,12 +14,11 @@ from sqlalchemy.orm import QueryableAttribute
 
 from newsletter.context import AppContext
 from newsletter.database.engine import READ_ONLY
-from newsletter.database.models import BounceEvent, Delivery, Edition, Event, Subscriber, Subscription
-from newsletter.database.sections import parse_sections
+from newsletter.database.models import BounceEvent, Delivery, Edition, Event, Subscriber
 from newsletter.errors import NotFound
 from newsletter.states import SubscriberStatus
 from newsletter.subscriptions.choices import Choices
-from newsletter.subscriptions.listing import SubscriberView
+from newsletter.subscriptions.listing import SubscriberView, choices_of
 
 PAGE = 50
 HISTORY = 50
@@ -92,7 +90,7 @@ async def page(
             query, floor = await _matching(session, query, prefix, status, before)
         found = list((await session.scalars(query)).all())
         shown = found[:PAGE]
-        chosen = await choices(session, [s.id for s in shown])
+        chosen = await choices_of(session, [s.id for s in shown])
     rows = [
         SubscriberView(s.id, s.email, s.status, s.created_at, s.confirmed_at, chosen.get(s.id, {}))
         for s in shown
@@ -139,21 +137,6 @@ async def _matching(
     return query.where(Subscriber.id >= floor), floor
 
 
-async def choices(session: AsyncSession, ids: Sequence[int]) -> dict[int, Choices]:
-    """Each subscriber's newsletters and sections (none: absent from the answer)."""
-    found: dict[int, Choices] = {}
-    if not ids:
-        return found
-    rows = await session.execute(
-        select(Subscription.subscriber_id, Subscription.newsletter_id, Subscription.sections)
-        .where(Subscription.subscriber_id.in_(ids))
-        .order_by(Subscription.subscriber_id, Subscription.newsletter_id)
-    )
-    for subscriber_id, newsletter_id, sections in rows.all():
-        found.setdefault(subscriber_id, {})[newsletter_id] = parse_sections(sections)
-    return found
-
-
 def _newest(column: QueryableAttribute[int]) -> UnaryExpression[int]:
     # `id + 0` is no longer the primary key to a planner, so it cannot walk the whole table's
     # key looking for one reader's few rows (PostgreSQL did, for a LIMIT, when there were none):
@@ -165,7 +148,11 @@ async def find(context: AppContext, subscriber_id: int) -> Subscriber:
     """The subscriber, or NotFound."""
     async with context.db.session() as session:
         await session.connection(execution_options=READ_ONLY)
-        subscriber = await session.get(Subscriber, subscriber_id)
+        return await _stored(session, subscriber_id)
+
+
+async def _stored(session: AsyncSession, subscriber_id: int) -> Subscriber:
+    subscriber = await session.get(Subscriber, subscriber_id)
     if subscriber is None:
         raise NotFound(f"no subscriber {subscriber_id}")
     return subscriber
@@ -175,10 +162,8 @@ async def record(context: AppContext, subscriber_id: int) -> Record:
     """Everything the console shows of one subscriber; NotFound if there is no such id."""
     async with context.db.session() as session:
         await session.connection(execution_options=READ_ONLY)
-        subscriber = await session.get(Subscriber, subscriber_id)
-        if subscriber is None:
-            raise NotFound(f"no subscriber {subscriber_id}")
-        chosen = await choices(session, [subscriber_id])
+        subscriber = await _stored(session, subscriber_id)
+        chosen = await choices_of(session, [subscriber_id])
         return Record(
             subscriber,
             chosen.get(subscriber_id, {}),

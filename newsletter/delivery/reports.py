@@ -10,12 +10,11 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, func, select
 
 from newsletter.database.models import Delivery, Subscriber
-from newsletter.states import UNFINISHED, DeliveryStatus
+from newsletter.states import BOUNCED_DELIVERIES, UNFINISHED, DeliveryStatus
 
 DELIVERIES = cast(Table, Delivery.__table__)
 SUBSCRIBERS = cast(Table, Subscriber.__table__)
-# The rows whose failure was a bounce, beside the statuses a listing can ask for.
-BOUNCED = "bounced"
+BOUNCED = BOUNCED_DELIVERIES
 # An address quoted in a reply: replaced, so that replies differing only by it count together
 # (and no reader's address reaches a pause reason or a log line).
 QUOTED_ADDRESS = re.compile(r"<?[^\s<>@]+@[^\s<>@]+>?")

@@ -20,7 +20,7 @@ from newsletter.editions.builder import build_edition, open_edition
 from newsletter.errors import InvalidInput, NotFound
 from newsletter.logs import get_logger
 from newsletter.rendering import DigestRenderer
-from newsletter.states import UNFINISHED, DeliveryStatus, EditionStatus
+from newsletter.states import LISTED_DELIVERIES, UNFINISHED, DeliveryStatus, EditionStatus
 
 log = get_logger(__name__)
 
@@ -127,7 +127,7 @@ def _report(
 
 
 # What `deliveries` may list: a delivery status, or the rows whose failure was a bounce.
-LISTABLE = (*(status.value for status in DeliveryStatus), reports.BOUNCED)
+LISTABLE = LISTED_DELIVERIES
 
 
 @dataclass

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -83,16 +83,23 @@ async def iterate_subscribers(
 
 
 async def _with_choices(session: AsyncSession, subscribers: Any) -> list[SubscriberView]:
-    ids = [s.id for s in subscribers]
-    choices: dict[int, Choices] = {i: {} for i in ids}
+    choices = await choices_of(session, [s.id for s in subscribers])
+    return [
+        SubscriberView(s.id, s.email, s.status, s.created_at, s.confirmed_at, choices.get(s.id, {}))
+        for s in subscribers
+    ]
+
+
+async def choices_of(session: AsyncSession, ids: Sequence[int]) -> dict[int, Choices]:
+    """Each subscriber's newsletters and sections (none: absent from the answer)."""
+    found: dict[int, Choices] = {}
+    if not ids:
+        return found
     rows = await session.execute(
         select(Subscription.subscriber_id, Subscription.newsletter_id, Subscription.sections)
         .where(Subscription.subscriber_id.in_(ids))
         .order_by(Subscription.subscriber_id, Subscription.newsletter_id)
     )
     for subscriber_id, newsletter_id, sections in rows.all():
-        choices[subscriber_id][newsletter_id] = parse_sections(sections)
-    return [
-        SubscriberView(s.id, s.email, s.status, s.created_at, s.confirmed_at, choices[s.id])
-        for s in subscribers
-    ]
+        found.setdefault(subscriber_id, {})[newsletter_id] = parse_sections(sections)
+    return found

@@ -37,7 +37,7 @@ from newsletter.subscriptions.erasure import erase
 from newsletter.subscriptions.exporting import export_csv
 from newsletter.subscriptions.forms import parse_entry
 from newsletter.subscriptions.importing import ImportReport
-from newsletter.subscriptions.listing import check_status
+from newsletter.subscriptions.listing import check_status, choices_of
 from newsletter.subscriptions.service import find_by_key
 from newsletter.web.console import PREFIX, Console, ConsoleDep, Owner, Viewer, address, checked
 from newsletter.web.deps import ContextDep
@@ -160,7 +160,7 @@ async def add(request: Request, login: Owner, console: ConsoleDep, context: Cont
             session, settings=context.settings, entries=[entry], actor=_actor(request)
         )
         stored = await find_by_key(session, entry.address.key)
-        chosen = await queries.choices(session, [stored.id]) if stored else {}
+        chosen = await choices_of(session, [stored.id]) if stored else {}
     if result.outcome is Outcome.SUPPRESSED or stored is None:
         return await _list_page(
             login, console, context, error=f"email: refused: {result.reason}", status_code=409, filled=filled
