@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from newsletter.config import NewsletterConfig, Settings
+from newsletter.personal.mac import KeyedMac
 
 _MAC_BYTES = 10
 _TOKEN = re.compile(r"([1-9][0-9]{0,9})-([1-9][0-9]{0,9})-([a-z2-7]{16})")
@@ -25,7 +26,7 @@ class ClickTarget:
 
 class ClickLinks:
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.security.secret_key.get_secret_value().encode("utf-8")
+        self._keyed = KeyedMac(settings.security.secret_key.get_secret_value().encode("utf-8"), "sha256")
         self.base_url = settings.site.base_url
         self._checked = functools.lru_cache(maxsize=8192)(self._check)
 
@@ -58,7 +59,7 @@ class ClickLinks:
         return ClickTarget(int(edition), int(article))
 
     def _mac(self, label: str) -> str:
-        digest = hmac.digest(self._key, b"click\0" + label.encode("ascii"), "sha256")
+        digest = self._keyed.digest(b"click\0" + label.encode("ascii"))
         return base64.b32encode(digest[:_MAC_BYTES]).decode("ascii").lower()
 
 

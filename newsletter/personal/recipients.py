@@ -8,6 +8,7 @@ import re
 
 from newsletter.config import Settings
 from newsletter.personal.links import Links
+from newsletter.personal.mac import KeyedMac
 from newsletter.personal.tokens import LinkOwner
 from newsletter.personal.verp import BounceTags, TagKind
 from newsletter.rendering.message import Recipient
@@ -30,7 +31,7 @@ class MessageIds:
     """make_message_id with the key and domain read once: one per recipient per edition."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.security.secret_key.get_secret_value().encode("utf-8")
+        self._mac = KeyedMac(settings.security.secret_key.get_secret_value().encode("utf-8"), "sha256")
         self._domain = settings.smtp.sender_domain
 
     def make(self, kind: str, *parts: int | str) -> str:
@@ -50,13 +51,13 @@ class MessageIds:
         if found is None or found.group(3).lower() != self._domain.lower():
             return None
         label, tag = found.group(1), found.group(2)
-        digest = hmac.digest(self._key, b"message-id\0" + label.encode("ascii"), "sha256")
+        digest = self._mac.digest(b"message-id\0" + label.encode("ascii"))
         if not hmac.compare_digest(tag, _base32_tag(digest)):
             return None
         return tuple(label.split("."))
 
     def _id(self, label: str) -> str:
-        digest = hmac.digest(self._key, b"message-id\0" + label.encode("ascii"), "sha256")
+        digest = self._mac.digest(b"message-id\0" + label.encode("ascii"))
         return f"<{label}.{_base32_tag(digest)}@{self._domain}>"
 
 

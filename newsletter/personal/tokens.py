@@ -8,7 +8,6 @@ same id, and erasure (which draws a new nonce) kills every link of the erased re
 from __future__ import annotations
 
 import base64
-import hmac
 import re
 import time
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from itsdangerous import BadData, SignatureExpired, Signer, TimestampSigner
 from itsdangerous.encoding import base64_encode, int_to_bytes
 
 from newsletter.errors import InvalidToken
+from newsletter.personal.mac import KeyedMac
 
 _NEWSLETTER = r"[a-z0-9][a-z0-9_-]{0,39}"
 # "<subscriber id>.<nonce>[.<newsletter id>]": the nonce's capitals and digits cannot be a
@@ -92,7 +92,7 @@ class _Signing:
     tokens are still verified by itsdangerous."""
 
     def __init__(self, signer: _KeyOnceSigner, *, timed: bool) -> None:
-        self._key = signer.derive_key()
+        self._mac = KeyedMac(signer.derive_key(), "sha1")
         self._timed = timed
         self._second = -1
         self._stamp = b""  # ".<timestamp>" for the second in `_second`
@@ -109,7 +109,7 @@ class _Signing:
         return payload + b"." + self._signature(payload)
 
     def _signature(self, value: bytes) -> bytes:
-        return base64.urlsafe_b64encode(hmac.digest(self._key, value, "sha1")).rstrip(b"=")
+        return base64.urlsafe_b64encode(self._mac.digest(value)).rstrip(b"=")
 
 
 class TokenSigner:

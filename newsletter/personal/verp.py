@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from newsletter.config import Settings
+from newsletter.personal.mac import KeyedMac
 
 _MAC_BYTES = 10
 _TAG = re.compile(r"([dm])([1-9][0-9]{0,18})-([a-z2-7]{16})")
@@ -37,7 +38,7 @@ class BounceTags:
     """Makes and checks tags with the secret key read once; the envelope sender for each row."""
 
     def __init__(self, settings: Settings) -> None:
-        self._key = settings.security.secret_key.get_secret_value().encode("utf-8")
+        self._keyed = KeyedMac(settings.security.secret_key.get_secret_value().encode("utf-8"), "sha256")
         bounces = settings.bounces
         self._verp = bounces.verp
         self._local_part, self._domain = bounces.local_part, bounces.domain
@@ -80,5 +81,5 @@ class BounceTags:
         return self.read(local[len(self._local_part) + 1 :])
 
     def _mac(self, label: str) -> str:
-        digest = hmac.digest(self._key, b"verp\0" + label.encode("ascii"), "sha256")
+        digest = self._keyed.digest(b"verp\0" + label.encode("ascii"))
         return base64.b32encode(digest[:_MAC_BYTES]).decode("ascii").lower()
