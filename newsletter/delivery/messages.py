@@ -41,8 +41,11 @@ class MessageFactory:
         # The key read and checked once, when the worker starts: a bad one is a configuration
         # error then (ConfigError naming dkim.private_key_file), not a failure of every message.
         self.signer = DkimSigner(context.settings.dkim) if context.settings.dkim.enabled else None
-        # OpenSSL lets other threads run while it signs: a core beside the event loop's signs.
-        self._signing = JobThreads("dkim", (os.cpu_count() or 2) - 1) if self.signer else None
+        # OpenSSL lets other threads run while it signs: a core beside the event loop's signs,
+        # when there is one and the keys are slow enough to be worth the hop (DkimKey.slow).
+        cores = os.cpu_count() or 1
+        offload = self.signer is not None and self.signer.slow and cores > 1
+        self._signing = JobThreads("dkim", cores - 1) if offload else None
         self._variants: OrderedDict[int, MessageTemplate] = OrderedDict()
         self._confirmations: dict[str | None, tuple[float, MessageTemplate]] = {}
         self._renderer: DigestRenderer | None = None
@@ -63,7 +66,7 @@ class MessageFactory:
 
     async def build(self, item: WorkItem, template: MessageTemplate) -> OutgoingMessage:
         """The message for one recipient; ValueError for a value that cannot be sent. Its DKIM
-        signatures (~0.3 ms each with RSA-2048) are made on the signing threads."""
+        signatures are made here, or on the signing threads when they are slow (RSA)."""
         assert item.email is not None
         owner = LinkOwner(item.subscriber_id, item.nonce)
         if item.kind is WorkKind.CONFIRMATION:
@@ -72,8 +75,10 @@ class MessageFactory:
             assert item.newsletter_id is not None and item.edition_id is not None
             recipient = self.personal.digest(owner, item.email, item.newsletter_id, item.edition_id, item.id)
         message, pending = template.for_smtp(recipient)
-        if not pending or self._signing is None:
+        if not pending:
             return message
+        if self._signing is None:
+            return message.signed(_completed(pending))
         return message.signed(await self._signing.run(lambda: _completed(pending)))
 
     async def close(self) -> None:

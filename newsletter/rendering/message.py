@@ -113,9 +113,14 @@ class MessageTemplate:
         slots = [segment for segment in (*head, *body) if isinstance(segment, str)]
         self._plan = [(slot, *_slot_source(slot)) for slot in dict.fromkeys(slots)]
         self._signing: SigningPlan | None = None
+        self._signed_fields: list[list[Segment]] = []  # the fields the signing plan takes per message
         if signer is not None:
             body_parts = [None if isinstance(part, str) else part for part in self._body]
-            self._signing = signer.plan(*_header_fields(head), body=body_parts)
+            fields = _header_fields(head)
+            names = [field_name(_marked(field)) for field in fields]
+            constant = [None if _has_slot(field) else _marked(field) for field in fields]
+            self._signing = signer.plan(constant, names, body=body_parts)
+            self._signed_fields = [fields[i] for i in self._signing.personal_fields(names)]
         self._smtputf8 = smtputf8
 
     @classmethod
@@ -202,8 +207,10 @@ class MessageTemplate:
         message = OutgoingMessage(recipient.message_id, payload, self._utf8(recipient), dot_stuffed=True)
         if self._signing is None:
             return message, []
-        head, body = self._join(self._head, values), self._join(self._body, values)
-        return message, self._signing.pending(head, body, self._own(values))
+        personal = [self._join(field, values) for field in self._signed_fields]
+        return message, self._signing.pending_fields(
+            personal, lambda: self._join(self._body, values), self._own(values)
+        )
 
     def _values(self, recipient: Recipient) -> dict[str, bytes]:
         fields = recipient.fields
@@ -241,12 +248,27 @@ def _slot_source(slot: str) -> tuple[str, Callable[[str], bytes]]:
     return field, (_html_value(field) if kind == "html" else _text_value(field))
 
 
-def _header_fields(segments: list[Segment]) -> tuple[list[bytes | None], list[bytes]]:
-    """The header fields (`segments`) as a signing plan needs them: each field that is the same
-    for every recipient, None for one holding a recipient's value; and every field's name."""
-    marked = b"".join(s if isinstance(s, bytes) else b"\x00" for s in segments)
-    fields = header_fields(marked)
-    return [None if b"\x00" in f else f for f in fields], [field_name(f) for f in fields]
+def _header_fields(segments: list[Segment]) -> list[list[Segment]]:
+    """The header block (`segments`) cut into its fields (each CRLF-terminated), each field the
+    pieces and slots it is joined from."""
+    slots = iter([segment for segment in segments if isinstance(segment, str)])
+    fields: list[list[Segment]] = []
+    for field in header_fields(_marked(segments)):
+        first, *rest = field.split(b"\x00")  # no header bytes hold NUL: each one is a slot
+        pieces: list[Segment] = [first]
+        for after in rest:
+            pieces += [next(slots), after]
+        fields.append([piece for piece in pieces if piece != b""])
+    return fields
+
+
+def _marked(segments: list[Segment]) -> bytes:
+    """The segments joined with a NUL where each slot is."""
+    return b"".join(segment if isinstance(segment, bytes) else b"\x00" for segment in segments)
+
+
+def _has_slot(segments: list[Segment]) -> bool:
+    return any(isinstance(segment, str) for segment in segments)
 
 
 def _body_segments(tokens: PersonalTokens, body: str, kind: str) -> list[Segment]:

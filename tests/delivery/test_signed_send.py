@@ -1,6 +1,7 @@
-"""A DKIM-signed edition sent by the worker (payload dot-stuffed on the event loop, signatures
-made on the signing threads) arrives at a real SMTP server verifying with dkimpy, every message
-under its own reader's headers, on SQLite and PostgreSQL."""
+"""A DKIM-signed edition sent by the worker (payload dot-stuffed on the event loop; RSA
+signatures made on the signing threads, Ed25519 alone on the event loop) arrives at a real SMTP
+server verifying with dkimpy, every message under its own reader's headers, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from tests.support.smtp import SmtpServer
 __all__ = ["key_files"]  # a fixture, shared
 
 
-@pytest.mark.parametrize("algorithms", [["rsa-sha256"], ["rsa-sha256", "ed25519-sha256"]])
+@pytest.mark.parametrize("algorithms", [["rsa-sha256"], ["ed25519-sha256"], ["rsa-sha256", "ed25519-sha256"]])
 async def test_every_message_of_a_signed_send_verifies(
     make_settings: SettingsFactory,
     smtp_server: SmtpServer,

@@ -126,20 +126,42 @@ def test_a_file_that_is_not_a_key_is_a_config_error(render_settings: RenderSetti
         DkimSigner(settings.dkim)
 
 
-def test_a_message_for_smtp_signed_elsewhere_verifies(
-    render_settings: RenderSettings, key: rsa.RSAPrivateKey, dns: DnsLookup, tmp_path: Path
-) -> None:
+def _for_smtp_signed(settings: Settings, values: dict[str, str]) -> bytes:
     """The sender's path: the dot-stuffed payload first, its signature made afterwards (on
-    another thread) and put on top; what the server un-stuffs verifies."""
-    settings = signed_settings(
-        render_settings, write_key(key, tmp_path / "k.pem", serialization.PrivateFormat.PKCS8)
-    )
+    another thread) and put on top; returned as the server un-stuffs it."""
     newsletter = settings.newsletters[0]
     rendered = DigestRenderer(settings).render_digest(newsletter, EDITION_DATE, stories())
     template = MessageTemplate.digest(settings, newsletter, rendered, date=SENT_AT)
-    wire, pending = template.for_smtp(Recipient(READER, make_message_id(settings, "e", 1, 2), DIGEST_VALUES))
+    wire, pending = template.for_smtp(Recipient(READER, make_message_id(settings, "e", 1, 2), values))
     assert len(pending) == 1 and wire.dot_stuffed and not wire.data.startswith(b"DKIM-Signature")
     data = wire.signed(b"".join(signature.complete() for signature in pending)).data
     assert data.startswith(b"DKIM-Signature: ") and data.endswith(b"\r\n.\r\n")
-    received = data.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n.")
+    return data.removesuffix(b".\r\n").replace(b"\r\n..", b"\r\n.")
+
+
+def test_a_message_for_smtp_signed_elsewhere_verifies(
+    render_settings: RenderSettings, key: rsa.RSAPrivateKey, dns: DnsLookup, tmp_path: Path
+) -> None:
+    settings = signed_settings(
+        render_settings, write_key(key, tmp_path / "k.pem", serialization.PrivateFormat.PKCS8)
+    )
+    received = _for_smtp_signed(settings, DIGEST_VALUES)
+    assert dkim.verify(received, dnsfunc=dns)
+    # Its own fields are signed (and over-signed) too: one added on top breaks it.
+    for added in (b"To: someone@else.example\r\n", b"List-Unsubscribe: <https://evil.example/u>\r\n"):
+        assert not dkim.verify(added + received, dnsfunc=dns)
+    assert not dkim.verify(received.replace(READER.encode(), b"other@readers.example"), dnsfunc=dns)
+
+
+def test_a_reader_value_with_blanks_is_hashed_from_the_whole_body(
+    render_settings: RenderSettings, key: rsa.RSAPrivateKey, dns: DnsLookup, tmp_path: Path
+) -> None:
+    """A value relaxed canonicalisation would change (runs of blanks) cannot be hashed between
+    the template's pre-canonicalised parts: the whole body is joined and canonicalised."""
+    settings = signed_settings(
+        render_settings, write_key(key, tmp_path / "k.pem", serialization.PrivateFormat.PKCS8)
+    )
+    values = {**DIGEST_VALUES, "preferences_url": DIGEST_VALUES["preferences_url"] + "?a=b   c"}
+    received = _for_smtp_signed(settings, values)
+    assert b"b   c" in received  # the blanks are in the message as sent
     assert dkim.verify(received, dnsfunc=dns)

@@ -232,6 +232,17 @@ def test_algorithms_and_keys_must_agree(key_files: dict[str, Path]) -> None:
         DkimConfig(algorithms=["rsa-sha256", "rsa-sha256"])
 
 
+@pytest.mark.parametrize(
+    ("algorithms", "slow"),
+    [(["rsa-sha256"], True), (["ed25519-sha256"], False), (["rsa-sha256", "ed25519-sha256"], True)],
+)
+def test_only_rsa_signing_is_worth_another_thread(
+    key_files: dict[str, Path], algorithms: list[str], slow: bool
+) -> None:
+    signer = DkimSigner(DkimConfig.model_validate(dkim_settings(key_files, algorithms)))
+    assert signer.slow is slow
+
+
 @pytest.mark.parametrize("value", [b"https://l.example/u/1=\r\n", b"two  words", b"", b"\r\nstarts a line"])
 def test_a_body_hashed_in_parts_equals_the_whole_bodys_hash(key_files: dict[str, Path], value: bytes) -> None:
     """Constant parts are canonicalised once; a recipient value that could change how its
