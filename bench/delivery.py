@@ -6,7 +6,8 @@ the same size over as many reused connections to the same sink: the ceiling on t
 
 Ours is the edition's SMTP phase read from the ledger (see bench/ledger.py); smtp-source is timed
 by the wall clock and, in full mode, run just before and just after ours (the mean is the ceiling).
-On SQLite the 8-connection send runs once more with DKIM (RSA-2048), against the unsigned one.
+On SQLite the 8-connection send runs twice more with DKIM (RSA-2048, then Ed25519), against the
+unsigned one.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from bench.figures import Figure, at_least, at_most, ratio, skipped
 from bench.ledger import EditionFigures, edition_figures, edition_status, latest_edition
 from bench.population import populated, republish_articles
 from bench.postfix import Postfix, SmtpSink, SourceRun, find_postfix, smtp_source
-from bench.render import SIGNED_RSA, dkim_settings
+from bench.render import SIGNED_ED25519, SIGNED_RSA, dkim_settings
 from bench.scratch import Scratch, postgres_missing, scratch
 from newsletter.context import AppContext
 from newsletter.editions.service import start_edition
@@ -33,6 +34,7 @@ CASE = "delivery"
 ONE_PROCESS = ((1, 0.6), (8, 0.6), (32, 0.35))  # connections, aim (share of the ceiling)
 WORKERS, WORKER_CONNECTIONS, WORKERS_AIM = 2, 8, 0.5
 SIGNED_CONNECTIONS, SIGNED_AIM = 8, 0.8  # a signed send: at least this share of the unsigned one
+SIGNED_KINDS = {SIGNED_RSA: "RSA-2048", SIGNED_ED25519: "Ed25519"}  # bench.render's key kinds
 CPU_CONNECTIONS, CPU_AIM_MS = 8, 0.25  # our CPU per message (start-up included) at this many
 TIMEOUT = 300
 
@@ -69,7 +71,7 @@ async def _sqlite(folder: Path, postfix: Postfix, messages: int, *, bracket: boo
             setup = Setup(db, context, postfix, messages, await message_bytes(db), bracket)
             figures = [await _one_process(setup, c, aim) for c, aim in ONE_PROCESS]
             unsigned = next(f for f in figures if f.details["connections"] == SIGNED_CONNECTIONS)
-            figures.append(await _signed_send(setup, unsigned))
+            figures += [await _signed_send(setup, unsigned, signed) for signed in SIGNED_KINDS]
             figures.append(
                 _cpu_per_message(next(f for f in figures if f.details["connections"] == CPU_CONNECTIONS))
             )
@@ -114,20 +116,19 @@ async def _ceiling(setup: Setup, port: int, connections: int) -> SourceRun:
     )
 
 
-async def _signed_send(setup: Setup, unsigned: Figure) -> Figure:
-    """The same `send` as `unsigned`, each message DKIM-signed with RSA-2048: what signing costs
-    a send, against the unsigned send of this run."""
-    key = dkim_settings(setup.scratch.folder)[SIGNED_RSA]
+async def _signed_send(setup: Setup, unsigned: Figure, kind: str) -> Figure:
+    """The same `send` as `unsigned`, each message DKIM-signed with `kind`'s key: what signing
+    costs a send, against the unsigned send of this run."""
+    settings = {"domain": "londondaily.example", **dkim_settings(setup.scratch.folder)[kind]}
     dkim = {
-        "dkim__domain": "londondaily.example",
-        "dkim__selector": str(key["selector"]),
-        "dkim__private_key_file": str(key["private_key_file"]),
+        f"dkim__{name}": json.dumps(value) if isinstance(value, list) else str(value)
+        for name, value in settings.items()
     }
     signed = await _one_process(setup, SIGNED_CONNECTIONS, SIGNED_AIM, **dkim)
     share = ratio(signed.ours, unsigned.ours)
     return Figure(
         CASE,
-        f"`send`, {SIGNED_CONNECTIONS} connections, DKIM RSA-2048, {setup.scratch.backend}",
+        f"`send`, {SIGNED_CONNECTIONS} connections, DKIM {SIGNED_KINDS[kind]}, {setup.scratch.backend}",
         ours=signed.ours,
         unit="msg/s",
         baseline=unsigned.ours,

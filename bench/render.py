@@ -10,6 +10,7 @@ machines are noisy.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import statistics
 import tempfile
@@ -30,6 +31,7 @@ from newsletter.editions.samples import sample_articles
 from newsletter.personal.recipients import PersonalMail
 from newsletter.personal.tokens import LinkOwner
 from newsletter.rendering import DigestRenderer, MessageTemplate, PersonalTokens, Recipient, RenderedEmail
+from newsletter.rendering.dkim import DkimSigner
 from newsletter.rendering.inline import inline_css
 
 SENT_AT = datetime(2026, 3, 7, 7, 0, tzinfo=UTC)
@@ -132,6 +134,18 @@ def per_message(build: Build, people: list[Recipient], rounds: int) -> float:
     return statistics.median(samples)
 
 
+def keys_alone(folder: Path, dkim: dict[str, Any], rounds: int) -> float:
+    """Signatures a second that the row's keys make by themselves (all its keys once a round):
+    this CPU's ceiling for a signed row, whatever our code does around them."""
+    keys = DkimSigner(settings_for(folder, dkim).dkim).keys
+    digest = hashlib.sha256(b"London Daily").digest()
+    started = time.perf_counter()
+    for _ in range(rounds):
+        for key in keys:
+            key.sign(digest)
+    return rounds / (time.perf_counter() - started)
+
+
 def dkim_settings(folder: Path) -> dict[str, dict[str, Any]]:
     """[dkim] settings for each signed row, with an RSA-2048 and an Ed25519 key made now."""
     rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -198,6 +212,9 @@ def run(quick: bool) -> list[dict[str, object]]:
             seconds = per_message(build, people[:count], rounds=3 if quick else 5)
             rates[name] = 1 / seconds
             rows.append({"approach": name, "us_per_message": round(seconds * 1e6, 1), "message_bytes": size})
+        for name, dkim in dkim_settings(folder).items():
+            row = next(row for row in rows if row["approach"] == name)
+            row["keys_alone_per_s"] = round(keys_alone(folder, dkim, 200 if quick else 1_000))
     for row in rows:
         rate = rates[str(row["approach"])]
         row["messages_per_s"] = round(rate)

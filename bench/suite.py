@@ -38,11 +38,18 @@ def render_figures(quick: bool) -> Rows:
                 ratio=times,
                 aim=_render_aim(ours, signed_aim),
                 met=_render_met(ours, signed_aim, rate, times),
-                note=f"one core, {row['us_per_message']} µs/msg, {row['message_bytes']:,} B",
+                note=_render_note(row),
                 details=row,
             ).row()
         )
     return figures
+
+
+def _render_note(row: dict[str, Any]) -> str:
+    note = f"one core, {row['us_per_message']} µs/msg, {row['message_bytes']:,} B"
+    if "keys_alone_per_s" in row:  # a signed row: what its keys can do alone on this CPU
+        note += f"; its keys alone {row['keys_alone_per_s']:,}/s"
+    return note
 
 
 def _render_aim(ours: bool, signed_aim: int | None) -> str:

@@ -192,7 +192,7 @@ class MessageTemplate:
         body = self._join(self._body, values)
         data = head + CRLF + body
         if self._signing is not None:
-            data = self._signing.sign(head, body, self._own(values)) + data
+            data = b"".join(pending.complete() for pending in self._pending(values, lambda: body)) + data
         return OutgoingMessage(recipient.message_id, data, self._utf8(recipient))
 
     def for_smtp(self, recipient: Recipient) -> tuple[OutgoingMessage, list[PendingSignature]]:
@@ -207,10 +207,13 @@ class MessageTemplate:
         message = OutgoingMessage(recipient.message_id, payload, self._utf8(recipient), dot_stuffed=True)
         if self._signing is None:
             return message, []
+        return message, self._pending(values, lambda: self._join(self._body, values))
+
+    def _pending(self, values: dict[str, bytes], body: Callable[[], bytes]) -> list[PendingSignature]:
+        """The signatures of a signing template's message, hashed and ready for their keys."""
+        assert self._signing is not None
         personal = [self._join(field, values) for field in self._signed_fields]
-        return message, self._signing.pending_fields(
-            personal, lambda: self._join(self._body, values), self._own(values)
-        )
+        return self._signing.pending_fields(personal, body, self._own(values))
 
     def _values(self, recipient: Recipient) -> dict[str, bytes]:
         fields = recipient.fields
