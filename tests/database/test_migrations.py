@@ -1,5 +1,9 @@
 from __future__ import annotations
 
+import asyncio
+import subprocess
+import sys
+
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -7,11 +11,12 @@ from sqlalchemy import Connection, select, text
 
 from newsletter.config import DatabaseConfig, load_settings
 from newsletter.database import open_database
-from newsletter.database.migrate import alembic_config, head_revision, upgrade
+from newsletter.database.migrate import HEAD, alembic_config, head_revision, upgrade
 from newsletter.database.models import Base, Subscriber, Subscription
 from newsletter.personal.links import token_signer
 from newsletter.personal.tokens import Purpose, owns
 from tests.subscriptions.helpers import signed_at
+from tests.support.process import clean_environment
 
 
 def _diff(connection: Connection) -> list[object]:
@@ -28,6 +33,42 @@ async def test_migrations_match_the_models(database_url: str) -> None:
             assert await conn.run_sync(_diff) == []
     finally:
         await db.dispose()
+
+
+def test_the_stored_head_is_the_scripts_head() -> None:
+    assert head_revision() == HEAD, "a new migration: set newsletter.database.migrate.HEAD to it"
+
+
+# Opens an up-to-date database as every command does, then says whether Alembic was loaded.
+_START = """
+import asyncio, sys
+from newsletter.config import DatabaseConfig
+from newsletter.database import open_database
+from newsletter.database.migrate import upgrade
+
+async def start() -> None:
+    db = open_database(DatabaseConfig(url=sys.argv[1]))
+    try:
+        print(await upgrade(db), "alembic" in sys.modules)
+    finally:
+        await db.dispose()
+
+asyncio.run(start())
+"""
+
+
+async def test_a_start_on_an_up_to_date_database_does_without_alembic(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'current.db'}"
+    db = open_database(DatabaseConfig(url=url))
+    try:
+        await upgrade(db)
+    finally:
+        await db.dispose()
+    command = [sys.executable, "-c", _START, url]
+    started = await asyncio.to_thread(
+        subprocess.run, command, env=clean_environment(), capture_output=True, text=True, check=True
+    )
+    assert started.stdout.split() == [f"('{HEAD}',", f"'{HEAD}')", "False"]
 
 
 async def test_upgrade_from_empty_twice(tmp_path) -> None:  # type: ignore[no-untyped-def]
