@@ -25,7 +25,7 @@ from newsletter.rendering.headers import (
 )
 from newsletter.rendering.mime import CRLF, boundary, open_ended, part_header, qp_segment, quoted_printable
 from newsletter.rendering.placeholders import CONFIRMATION_FIELDS, DIGEST_FIELDS, PersonalTokens
-from newsletter.rendering.wire import join_stuffed, stuff_within
+from newsletter.rendering.wire import StuffedLayout
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _ADDRESS = re.compile(r"[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,64}@[^\s<>()\[\],;:\"\\@\x00-\x1f\x7f]{1,255}")
@@ -106,10 +106,7 @@ class MessageTemplate:
         self._head = _merge_constants(head)
         self._body = _merge_constants(body)
         # The whole message as DATA carries it: fixed pieces dot-stuffed here, once.
-        self._wire = [
-            stuff_within(part) if isinstance(part, bytes) else part
-            for part in _merge_constants([*head, CRLF, *body])
-        ]
+        self._wire = StuffedLayout(_merge_constants([*head, CRLF, *body]))
         slots = [segment for segment in (*head, *body) if isinstance(segment, str)]
         self._plan = [(slot, *_slot_source(slot)) for slot in dict.fromkeys(slots)]
         self._signing: SigningPlan | None = None
@@ -201,9 +198,7 @@ class MessageTemplate:
         the key operations, ~0.3 ms each with RSA-2048, may run on another thread. ValueError
         as `build`."""
         values = self._values(recipient)
-        payload = join_stuffed(
-            [part if isinstance(part, bytes) else stuff_within(values[part]) for part in self._wire]
-        )
+        payload = self._wire.join(values)
         message = OutgoingMessage(recipient.message_id, payload, self._utf8(recipient), dot_stuffed=True)
         if self._signing is None:
             return message, []

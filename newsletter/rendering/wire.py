@@ -5,7 +5,7 @@ that starts with a dot."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 
 CRLF = b"\r\n"
 END = b".\r\n"
@@ -35,3 +35,32 @@ def join_stuffed(pieces: Iterable[bytes]) -> bytes:
         out.append(CRLF)
     out.append(END)
     return b"".join(out)
+
+
+class StuffedLayout:
+    """A message's pieces (bytes) and slots (a value's name), fixed pieces stuffed once. Most
+    messages need no look at the joins at all: when no fixed piece starts with "." or "\\n."
+    and no value of the reader's does, no join can make a line that starts with a dot."""
+
+    def __init__(self, pieces: Sequence[bytes | str]) -> None:
+        self._pieces = [stuff_within(piece) if isinstance(piece, bytes) else piece for piece in pieces]
+        last = pieces[-1] if pieces else b""
+        fixed_safe = not any(isinstance(piece, bytes) and _may_start_a_dot_line(piece) for piece in pieces)
+        # What ends the payload when the joins need no look; None: they always need one.
+        self._end: bytes | None = None
+        if fixed_safe and isinstance(last, bytes) and len(last) >= 2:
+            self._end = END if last.endswith(CRLF) else CRLF + END
+
+    def join(self, values: Mapping[str, bytes]) -> bytes:
+        """The payload, `values` filling the slots: the same bytes as `join_stuffed`."""
+        stuffed = {slot: stuff_within(value) for slot, value in values.items()}
+        parts = [piece if isinstance(piece, bytes) else stuffed[piece] for piece in self._pieces]
+        if self._end is None or any(_may_start_a_dot_line(value) for value in stuffed.values()):
+            return join_stuffed(parts)
+        parts.append(self._end)
+        return b"".join(parts)
+
+
+def _may_start_a_dot_line(piece: bytes) -> bool:
+    """Whether joined after some piece, `piece` can put a dot at a line's start."""
+    return piece[:1] == b"." or piece[:2] == b"\n."

@@ -13,7 +13,7 @@ from newsletter.config import NewsletterConfig, Settings
 from newsletter.delivery.smtp import dot_stuff
 from newsletter.personal.recipients import make_message_id
 from newsletter.rendering import MessageTemplate, PersonalTokens, Recipient, RenderedEmail
-from newsletter.rendering.wire import join_stuffed, stuff_within
+from newsletter.rendering.wire import StuffedLayout, join_stuffed, stuff_within
 from tests.rendering.conftest import DIGEST_VALUES, READER
 
 SENT_AT = datetime(2026, 3, 7, 7, 0, tzinfo=UTC)
@@ -27,6 +27,26 @@ pieces = st.lists(
 @given(parts=st.lists(pieces.map(b"".join), max_size=8))
 def test_joining_stuffed_pieces_is_stuffing_the_whole(parts: list[bytes]) -> None:
     assert join_stuffed(stuff_within(part) for part in parts) == dot_stuff(b"".join(parts))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    layout=st.lists(st.one_of(pieces.map(b"".join), st.sampled_from(["a", "b"])), max_size=8),
+    a=pieces.map(b"".join),
+    b=pieces.map(b"".join),
+)
+def test_a_layout_filled_is_the_whole_message_stuffed(layout: list[bytes | str], a: bytes, b: bytes) -> None:
+    values = {"a": a, "b": b}
+    whole = b"".join(values[piece] if isinstance(piece, str) else piece for piece in layout)
+    assert StuffedLayout(layout).join(values) == dot_stuff(whole)
+
+
+def test_a_layout_without_dots_at_its_joins_is_joined_as_is() -> None:
+    layout = StuffedLayout([b"To: ", "to", b"\r\n\r\nline\r\n.dot inside\r\n", "link", b"\r\nend\r\n"])
+    assert layout.join({"to": b"a@b.example", "link": b"https://l.example/u"}) == (
+        b"To: a@b.example\r\n\r\nline\r\n..dot inside\r\nhttps://l.example/u\r\nend\r\n.\r\n"
+    )
+    assert layout.join({"to": b"a@b.example", "link": b".starts"}).count(b"\r\n..starts") == 1
 
 
 def test_the_joins_that_make_a_line_start() -> None:
