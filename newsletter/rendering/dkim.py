@@ -179,7 +179,7 @@ class SigningPlan:
         self._fixed = fixed
         self._personal = [n for n in order if n in personal]
         # Where each personal field's turn comes: indexes into the fields of personal names in
-        # header order (as `pending_fields` takes them), in the order they are hashed.
+        # header order (as `pending` takes them), in the order they are hashed.
         personal_names = [name for _, name in pairs if name in self._personal]
         self._personal_order = [
             index
@@ -190,27 +190,22 @@ class SigningPlan:
         self._body = _relaxed_parts(body) if body is not None else None
 
     def personal_fields(self, names: Sequence[bytes]) -> list[int]:
-        """Which of the header fields named `names` (in order) `pending_fields` takes."""
+        """Which of the header fields named `names` (in order) `pending` takes."""
         return [index for index, name in enumerate(names) if name in self._personal]
 
     def sign(self, head: bytes, body: bytes, values: Sequence[bytes] = ()) -> bytes:
         """The DKIM-Signature header lines for the message `head` + CRLF + `body`, whose body
         was joined from the plan's body parts and `values` (the recipient's, in order)."""
-        return b"".join(pending.complete() for pending in self.pending(head, body, values))
-
-    def pending(self, head: bytes, body: bytes, values: Sequence[bytes] = ()) -> list[PendingSignature]:
-        """All of `sign` but the key operations: one PendingSignature per key, hashed and ready
-        for its key, whose `complete` can then run on another thread."""
         personal = [field for field in header_fields(head) if field_name(field) in self._personal]
-        return self.pending_fields(personal, lambda: body, values)
+        return b"".join(pending.complete() for pending in self.pending(personal, lambda: body, values))
 
-    def pending_fields(
+    def pending(
         self, personal: Sequence[bytes], body: Callable[[], bytes], values: Sequence[bytes] = ()
     ) -> list[PendingSignature]:
-        """`pending` for a message whose header fields of the names holding a recipient's value
-        are `personal` (each CRLF-terminated, in header order: `personal_fields` says which) and
-        whose body `body()` joins: the template's way, without joining and parsing the whole
-        header block, and joining the body only when its parts cannot be used."""
+        """All of `sign` but the key operations, for a message whose header fields of the names
+        holding a recipient's value are `personal` (each CRLF-terminated, in header order:
+        `personal_fields` says which) and whose body `body()` joins, only when its parts cannot
+        be used: one PendingSignature per key, whose `complete` can then run on another thread."""
         body_hash = base64.b64encode(self._body_hash(body, values)).decode("ascii")
         digest = self._fixed.copy()
         for index in self._personal_order:

@@ -208,7 +208,7 @@ class MessageTemplate:
         """The signatures of a signing template's message, hashed and ready for their keys."""
         assert self._signing is not None
         personal = [self._join(field, values) for field in self._signed_fields]
-        return self._signing.pending_fields(personal, body, self._own(values))
+        return self._signing.pending(personal, body, self._own(values))
 
     def _values(self, recipient: Recipient) -> dict[str, bytes]:
         fields = recipient.fields
