@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -11,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from newsletter import eventloop
 from newsletter.config import Settings, load_settings
 from newsletter.context import AppContext, open_context
 from newsletter.web import create_app
@@ -39,6 +41,14 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in list(os.environ):
         if name.startswith("NEWSLETTER_") and name != POSTGRES_ENV:
             del os.environ[name]
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """The async tests run on the loop every command runs on (uvloop's, where installed)."""
+    factory = eventloop.loop_factory()
+    return {"uvloop": factory} if factory is not None else {"asyncio": asyncio.new_event_loop}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

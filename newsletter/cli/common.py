@@ -115,10 +115,10 @@ def find_newsletter(settings: Settings, newsletter_id: str | None) -> Newsletter
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
     """Run a command's coroutine, turning expected errors into one line and exit 2."""
-    import asyncio
+    from newsletter import eventloop
 
     try:
-        return asyncio.run(coroutine)
+        return eventloop.run(coroutine)
     except (ConfigError, DatabaseUnavailable, InvalidInput, NotFound, RenderError) as exc:
         message = str(exc)
         if isinstance(exc, NotFound):
