@@ -20,6 +20,8 @@ import dkim
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from hypothesis import given
+from hypothesis import strategies as st
 
 from newsletter.config import DkimConfig, Settings
 from newsletter.errors import ConfigError
@@ -186,6 +188,23 @@ def test_a_template_signs_as_a_whole_message_would(
     # Ed25519 signatures are deterministic: same input, same signature (given the same t=).
     assert strip_time.sub(b"", planned).split(b"\tb=")[0] == strip_time.sub(b"", whole).split(b"\tb=")[0]
     assert dkimpy(zone_of(settings.dkim))(whole)
+
+
+def _relaxed_header_by_the_rule(field: bytes) -> bytes:
+    """RFC 6376 §3.4.2 word for word: unfold, runs of blanks made one space, trimmed."""
+    name, _, value = field.partition(b":")
+    value = re.sub(rb"[ \t]+", b" ", value.replace(b"\r\n", b"")).strip(b" ")
+    return name.strip().lower() + b":" + value + b"\r\n"
+
+
+@given(
+    st.lists(
+        st.sampled_from([b"a", b"B", b" ", b"  ", b"\t", b"\r\n", b"\r\n\t", b"\r\n ", b"\r", b"\n", b";"])
+    )
+)
+def test_relaxed_header_is_the_rule_for_any_blanks_and_folds(pieces: list[bytes]) -> None:
+    field = b"List-Unsubscribe:" + b"".join(pieces) + b"\r\n"
+    assert relaxed_header(field) == _relaxed_header_by_the_rule(field)
 
 
 def test_relaxed_canonicalisation() -> None:
