@@ -1,4 +1,4 @@
-"""SIGKILL at random points of a 20,000-subscriber edition, and of one of two PostgreSQL workers:
+"""SIGKILL at random points of a 10,000-subscriber edition, and of one of two PostgreSQL workers:
 afterwards each subscriber has the edition once in the ledger, and got it at least once and at
 most twice (a resend carries the same Message-ID). Twice at most because the ledger knows which
 rows may have gone out at a kill (their attempt was marked started) and sends those first after
@@ -25,7 +25,7 @@ from tests.support.smtp import Mailbox, SmtpServer
 
 pytestmark = pytest.mark.slow
 
-EDITION = 20_000
+EDITION = 10_000
 CONCURRENCY = 8
 
 

@@ -1,7 +1,7 @@
 """Signups while an edition is being sent: every valid signup is stored exactly once, nothing is
 lost; latency is reported (the assertions are on correctness).
 
-Two loads, 2,000 signups each, one after the other while the same `serve` process sends a
+Two loads, 1,000 signups each, one after the other while the same `serve` process sends a
 40,000-reader edition:
 - flood: 40 signups always outstanding (closed loop), the most the server can take;
 - steady: a new signup every 10 ms (100 a second, open loop: each is sent on time whether or
@@ -40,7 +40,7 @@ from tests.support.smtp import Mailbox, SmtpServer
 
 pytestmark = pytest.mark.slow
 
-SIGNUPS = 2000  # per load
+SIGNUPS = 1000  # per load
 INVALID_EVERY = 10  # every tenth signup is refused (bad address): 422, nothing stored
 EDITION = 40_000
 STEADY_RATE = 100  # signups a second, at most
