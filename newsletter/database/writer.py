@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
 from newsletter.config import DatabaseConfig
 from newsletter.database.engine import ForegroundFirst, open_sync_engine
@@ -26,18 +26,27 @@ IDLE_CHECK_SECONDS = 1.0
 
 
 class LedgerWriter:
-    def __init__(self, config: DatabaseConfig, foreground: ForegroundFirst | None = None) -> None:
+    def __init__(
+        self,
+        config: DatabaseConfig,
+        foreground: ForegroundFirst | None = None,
+        *,
+        relaxed_durability: bool = False,
+    ) -> None:
+        """With `relaxed_durability`, a PostgreSQL commit does not wait for its WAL flush (see
+        Recorder): set once for the thread's connection, not in each transaction (a round trip
+        each)."""
         self._config = config
         self._foreground = foreground
+        self._relaxed = relaxed_durability
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._engine: Engine | None = None
         self._conn: Connection | None = None
 
-    async def transaction(self, work: Callable[[Connection], T], *, relaxed_durability: bool = False) -> T:
-        """Run `work` in one transaction on the ledger thread. With `relaxed_durability`, a
-        PostgreSQL commit does not wait for its WAL flush (see Recorder)."""
-        return await self._call(lambda: self._run(work, relaxed_durability))
+    async def transaction(self, work: Callable[[Connection], T]) -> T:
+        """Run `work` in one transaction on the ledger thread."""
+        return await self._call(lambda: self._run(work))
 
     async def _call(self, job: Callable[[], T]) -> T:
         loop = asyncio.get_running_loop()
@@ -70,18 +79,12 @@ class LedgerWriter:
                 return
             serve_job(job)
 
-    def _run(self, work: Callable[[Connection], T], relaxed_durability: bool) -> T:
-        if self._conn is None:
-            if self._engine is None:
-                self._engine = open_sync_engine(self._config, pool_size=1)
-            self._conn = self._engine.connect()
-        conn = self._conn
+    def _run(self, work: Callable[[Connection], T]) -> T:
+        conn = self._conn or self._connect()
         if self._foreground is not None:
             self._foreground.wait_for_turn()
         try:
             with conn.begin():
-                if relaxed_durability and conn.dialect.name == "postgresql":
-                    conn.execute(text("SET LOCAL synchronous_commit TO OFF"))
                 return work(conn)
         except Exception:
             # A broken connection is dropped; the next transaction opens a fresh one.
@@ -89,6 +92,16 @@ class LedgerWriter:
             conn.invalidate()
             conn.close()
             raise
+
+    def _connect(self) -> Connection:
+        if self._engine is None:
+            self._engine = open_sync_engine(self._config, pool_size=1)
+        conn = self._engine.connect()
+        if self._relaxed and conn.dialect.name == "postgresql":
+            conn.exec_driver_sql("SET synchronous_commit TO OFF")
+            conn.commit()
+        self._conn = conn
+        return conn
 
     async def close(self) -> None:
         """Finish the jobs already handed over, then close the connection (on the ledger

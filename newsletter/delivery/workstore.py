@@ -57,7 +57,7 @@ class WorkerStore:
         self.owner = owner
         self.lease = lease
         self.config = config
-        self._writer = LedgerWriter(database, db.foreground)
+        self._writer = LedgerWriter(database, db.foreground, relaxed_durability=True)
 
     async def claim(self, editions: Sequence[tuple[int, str]], *, limit: int) -> list[WorkItem]:
         """Confirmations first, then the editions in order, up to `limit` in all."""
@@ -97,9 +97,10 @@ class WorkerStore:
             lost = LEDGER.mark_started(conn, started, owner=self.owner, now=now) if started else set()
             return bounced, lost
 
-        # Worker crashes lose nothing committed with relaxed durability; only a PostgreSQL server
-        # crash could forget the last moments of outcomes, and those messages would go again.
-        bounced, lost = await self._writer.transaction(write, relaxed_durability=True)
+        # Worker crashes lose nothing committed with relaxed durability (this writer's commits do
+        # not wait for the WAL flush); only a PostgreSQL server crash could forget the last
+        # moments of outcomes, and those messages would go again.
+        bounced, lost = await self._writer.transaction(write)
         if bounced:
             log.info("subscribers.bounced", subscribers=len(bounced))
         return lost

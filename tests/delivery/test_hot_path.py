@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from itsdangerous import Signer, TimestampSigner
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from newsletter.config import Settings
 from newsletter.context import AppContext
@@ -208,3 +209,31 @@ async def test_the_ledger_thread_runs_transactions_in_order_and_hands_back_error
     assert await writer.transaction(lambda conn: conn.exec_driver_sql("SELECT 1").scalar()) == 1
     await writer.close()
     assert writer._thread is None
+
+
+async def test_a_relaxed_ledger_writer_commits_without_waiting_for_the_wal_flush(
+    settings: Settings, context: AppContext
+) -> None:
+    if context.db.dialect != "postgresql":
+        pytest.skip("synchronous_commit is PostgreSQL's")
+
+    def setting(conn: Any) -> str:
+        return str(conn.exec_driver_sql("SHOW synchronous_commit").scalar())
+
+    def broken(conn: Any) -> None:
+        conn.exec_driver_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    relaxed, strict = (
+        LedgerWriter(settings.database, relaxed_durability=True),
+        LedgerWriter(settings.database),
+    )
+    try:
+        assert await relaxed.transaction(setting) == "off"
+        assert await strict.transaction(setting) == "on"
+        # A connection lost and opened again is relaxed again.
+        with pytest.raises(DBAPIError):
+            await relaxed.transaction(broken)
+        assert await relaxed.transaction(setting) == "off"
+    finally:
+        await relaxed.close()
+        await strict.close()
