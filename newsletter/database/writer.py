@@ -98,8 +98,13 @@ class LedgerWriter:
             self._engine = open_sync_engine(self._config, pool_size=1)
         conn = self._engine.connect()
         if self._relaxed and conn.dialect.name == "postgresql":
-            conn.exec_driver_sql("SET synchronous_commit TO OFF")
-            conn.commit()
+            try:
+                conn.exec_driver_sql("SET synchronous_commit TO OFF")
+                conn.commit()
+            except Exception:
+                conn.invalidate()  # back to the one-connection pool, broken, not kept
+                conn.close()
+                raise
         self._conn = conn
         return conn
 
