@@ -87,10 +87,7 @@ class LedgerWriter:
             with conn.begin():
                 return work(conn)
         except Exception:
-            # A broken connection is dropped; the next transaction opens a fresh one.
-            self._conn = None
-            conn.invalidate()
-            conn.close()
+            self._drop(conn)
             raise
 
     def _connect(self) -> Connection:
@@ -102,11 +99,17 @@ class LedgerWriter:
                 conn.exec_driver_sql("SET synchronous_commit TO OFF")
                 conn.commit()
             except Exception:
-                conn.invalidate()  # back to the one-connection pool, broken, not kept
-                conn.close()
+                self._drop(conn)
                 raise
         self._conn = conn
         return conn
+
+    def _drop(self, conn: Connection) -> None:
+        """A broken connection goes back to the one-connection pool as broken, not kept; the
+        next transaction opens a fresh one."""
+        self._conn = None
+        conn.invalidate()
+        conn.close()
 
     async def close(self) -> None:
         """Finish the jobs already handed over, then close the connection (on the ledger

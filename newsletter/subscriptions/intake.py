@@ -56,7 +56,7 @@ class _Signup:
         """The count and the signup in one transaction."""
         retry_after = self.limiter.count(conn, self.client)
         if retry_after is None and self.wanted is not None:
-            sign_up(conn, settings=self.settings, request=self.wanted, actor=self.actor)
+            self._store(conn, sign_up)
         return retry_after
 
     async def on_postgresql(self, conn: AsyncConnection) -> int | None:

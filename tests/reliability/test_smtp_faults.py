@@ -175,6 +175,7 @@ async def test_a_server_away_through_many_reconnect_pauses_then_back(
             assert not work.done()
             await asyncio.sleep(0.5)
         reconnects = (REGISTRY.get_sample_value("newsletter_smtp_unavailable_total") or 0) - refused_before
+        away = time.monotonic() - went_away  # a loaded machine may overrun OUTAGE_SECONDS
         server = SmtpServer(handler, port=server.port).start()
         try:
             await asyncio.wait_for(work, 120)
@@ -182,11 +183,7 @@ async def test_a_server_away_through_many_reconnect_pauses_then_back(
             server.stop()
         rows = await deliveries(context, edition.id)
     # The senders kept trying, each once a pause (0.25, 0.5, then the cap): no tight loop.
-    assert (
-        OUTAGE_SECONDS / OUTAGE_PAUSE
-        <= reconnects
-        <= SMTP["concurrency"] * (OUTAGE_SECONDS / OUTAGE_PAUSE + 5)
-    )
+    assert OUTAGE_SECONDS / OUTAGE_PAUSE <= reconnects <= SMTP["concurrency"] * (away / OUTAGE_PAUSE + 5)
     assert Counter(d.status for d in rows) == {"sent": EDITION}
     # Only what was in flight when the server vanished needed a second attempt.
     assert sum(1 for d in rows if d.attempts > 1) <= SMTP["concurrency"]
