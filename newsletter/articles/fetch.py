@@ -11,9 +11,11 @@ was checked, so a second DNS answer cannot point it elsewhere. A feed configured
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import ipaddress
 import socket
+import ssl
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +135,10 @@ class _GuardedTransport(httpx.AsyncHTTPTransport):
     connection pool it builds is replaced by an equal one over ours."""
 
     def __init__(self, network: httpcore.AsyncNetworkBackend) -> None:
-        super().__init__()
+        super().__init__(verify=tls_context())
         limits = httpx.Limits(max_connections=20, max_keepalive_connections=10)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=tls_context(),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
@@ -158,12 +160,21 @@ class Fetched:
         return self.body is None
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """How every feed client of this process verifies servers (httpx's default: certifi's CA
+    bundle, or SSL_CERT_FILE / SSL_CERT_DIR). Made once: each one reads the bundle (~50 ms), and
+    an ingest opens two clients, which made three."""
+    return httpx.create_ssl_context()
+
+
 def http_client(
     config: IngestConfig, *, allow_private: bool = False, treat_as_public: Collection[tuple[str, int]] = ()
 ) -> httpx.AsyncClient:
     """The client feeds are fetched with; it reaches public addresses only unless `allow_private`.
     Proxies from the environment are not used: they would connect on our behalf, unchecked."""
     return httpx.AsyncClient(
+        verify=tls_context(),
         timeout=httpx.Timeout(config.timeout),
         follow_redirects=True,
         max_redirects=config.max_redirects,

@@ -20,6 +20,12 @@ FEEDS_NOT_MODIFIED = Counter(
     "Feed fetches answered 304 Not Modified (or an unchanged file), which cost no parsing.",
 )
 
+SANDBOXES_STARTED = Counter(
+    "newsletter_feed_sandboxes_started_total",
+    "Feed-parsing sandbox processes started (about a second of CPU each): at the first feed of a "
+    "poll that has something to parse, and again after a feed's fault or every 200 feeds.",
+)
+
 
 def count_outcomes(source: str, *, new: int, updated: int, unchanged: int, skipped: int = 0) -> None:
     for outcome, amount in (

@@ -24,6 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import TracebackType
 
+from newsletter.articles.metrics import SANDBOXES_STARTED
 from newsletter.articles.sandbox import (
     PARSE_MEMORY_BYTES,
     PARSE_SECONDS,
@@ -90,14 +91,16 @@ class FeedParsers:
 
     def warm(self) -> None:
         """Start the sandboxes now, on the pool's threads, without waiting: starting them (the
-        forkserver, then each child) takes longer than opening the database and fetching the
-        first feeds, which can go on meanwhile. The first feeds then find them ready."""
+        forkserver, then each child) takes longer than fetching the other feeds, which goes on
+        meanwhile. An ingest calls it at its first feed with something to parse, so a poll that
+        parses nothing (every feed 304) starts no process."""
         with self._lock:
             if self._closed or self._warmed:
                 return
             self._warmed = True
             missing = self.size - len(self._idle) - len(self._busy)
             for _ in range(missing):
+                SANDBOXES_STARTED.inc()
                 self._threads.submit(self._start_one)
 
     def _start_one(self) -> None:
@@ -157,6 +160,7 @@ class FeedParsers:
             sandbox.close()
             sandbox = None
         if sandbox is None:
+            SANDBOXES_STARTED.inc()
             sandbox = Sandbox(self.memory_bytes)
         with self._lock:
             stopped = self._closed or call.abandoned

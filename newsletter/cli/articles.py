@@ -48,11 +48,9 @@ def ingest(
 ) -> None:
     """Fetch the configured feeds (or one) now and store their articles."""
     from newsletter.articles.ingest import ingest_feeds
-    from newsletter.articles.parsers import shared_parsers
 
     settings = load(config)
     feeds = _chosen_feeds(settings, feed, allow_private=allow_private)
-    shared_parsers().warm()  # the sandboxes start while the database opens
 
     async def work(context: AppContext) -> list[FeedReport]:
         return await ingest_feeds(context, feeds)

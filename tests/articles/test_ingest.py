@@ -9,6 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from newsletter.articles import ingest_feeds
+from newsletter.articles.parsers import FeedParsers
 from newsletter.config import FeedConfig
 from newsletter.context import AppContext
 from newsletter.database.models import utcnow
@@ -108,6 +109,28 @@ async def test_last_modified_gives_a_304(make_context: ContextFactory, feed_serv
     [second] = await ingest_feeds(context, [served(url)])
     assert second.not_modified
     assert feed_server.requests_for("/lm.xml")[1].headers["if-modified-since"] == stamp
+
+
+async def test_a_poll_with_nothing_to_parse_starts_no_sandbox(
+    make_context: ContextFactory, feed_server: FeedServer
+) -> None:
+    """A poll where every feed answers 304 (most of cron's) starts no parsing process (each costs
+    about a second); the first feed with something to parse starts them."""
+    context = await make_context()
+    url = feed_server.route("/idle.xml", Route(body=three_items(), etag='"v1"'))
+    await ingest_feeds(context, [served(url)])
+
+    def started() -> float:
+        return REGISTRY.get_sample_value("newsletter_feed_sandboxes_started_total") or 0.0
+
+    async with FeedParsers(2) as parsers:
+        before = started()
+        [idle] = await ingest_feeds(context, [served(url)], parsers=parsers)
+        assert idle.not_modified and started() == before and parsers.pids() == []
+        changed = rss(rss_item("Fourth", "https://news.example/4", guid="https://news.example/4"))
+        feed_server.route("/idle.xml", Route(body=changed, etag='"v2"'))
+        [busy] = await ingest_feeds(context, [served(url)], parsers=parsers)
+        assert busy.new == 1 and started() == before + 2 and parsers.pids()
 
 
 async def test_changed_entry_updates_the_article(
