@@ -22,8 +22,8 @@ FEEDS_NOT_MODIFIED = Counter(
 
 SANDBOXES_STARTED = Counter(
     "newsletter_feed_sandboxes_started_total",
-    "Feed-parsing sandbox processes started (about a second of CPU each): at the first feed of a "
-    "poll that has something to parse, and again after a feed's fault or every 200 feeds.",
+    "Feed-parsing sandbox processes asked for (about a second of CPU each to start): at the first "
+    "feed of a poll that has something to parse, and again after a feed's fault or every 200 feeds.",
 )
 
 
