@@ -148,9 +148,7 @@ async def _ingest(
             await record_check(session, feed.url, checked_at=now, status=fetched.status, error=None)
         return
     assert fetched.body is not None
-    # The first feed with something to parse starts the sandboxes (about a second): a poll where
-    # every feed answers 304 starts none, and the next feeds find them ready or nearly.
-    parsers.warm()
+    parsers.warm()  # here, not earlier: a poll where every feed answers 304 starts no sandbox
     source = FeedSource(feed_url=report.feed, base=fetched.location, default_section=feed.section)
     job = ReadJob(fetched.body, fetched.content_type, fetched.location, source, rules, now)
     batch, warning = await parsers.read(job)

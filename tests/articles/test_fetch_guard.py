@@ -123,7 +123,7 @@ async def test_a_feed_allowed_private_addresses_reaches_them(
 
 async def test_every_feed_client_verifies_with_the_one_tls_context() -> None:
     """A TLS context reads the whole CA bundle when made (~50 ms): the guarded client (and the
-    transport it replaces) and the private one take the process's one, so an ingest makes none."""
+    transport it replaces) and the private one take the process's one, made once per process."""
     config = IngestConfig()
     async with http_client(config) as public, http_client(config, allow_private=True) as private:
         contexts = [client._transport._pool._ssl_context for client in (public, private)]  # type: ignore[attr-defined]
